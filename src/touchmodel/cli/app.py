@@ -1,0 +1,175 @@
+"""The ``touchmodel`` command line. Thin: parse flags, call the core, render.
+
+User errors (``TouchmodelError``) become one message on stderr and exit code 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from touchmodel.engine import Engine
+from touchmodel.errors import TouchmodelError
+from touchmodel.model.loader import DEFAULT_PRESET, PRESETS, load_model, preset_yaml
+
+app = typer.Typer(
+    name="touchmodel",
+    help="Run a customer-success touch model on your own data.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+model_app = typer.Typer(help="Show presets and check touch-model files.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Turn user errors into a clean message and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TouchmodelError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_date(value: str | None) -> dt.date:
+    """An ISO date, or today when None."""
+    if value is None:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise TouchmodelError(f"--as-of: value {value!r} -- expected a date like 2026-11-01") from None
+
+
+@contextmanager
+def steps() -> Iterator[Callable[[str], None]]:
+    """A spinner line that shows the current step of a long run."""
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        console=err_console, transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("starting")
+        yield lambda msg: progress.update(task, description=msg)
+
+
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help=f"Preset ({', '.join(PRESETS)}) or touch-model YAML file.")
+]
+AsOfOpt = Annotated[
+    str | None, typer.Option("--as-of", help="Decide as of this date (YYYY-MM-DD). Default: today.")
+]
+
+
+@app.command()
+@user_errors
+def run(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Folder of CSV/Parquet files, one per table.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for decisions and reports.")] = Path("out"),
+    model: ModelOpt = DEFAULT_PRESET,
+    mapping: Annotated[
+        Path | None, typer.Option("--mapping", help="Mapping file: column renames, value maps, derived fields.")
+    ] = None,
+    as_of: AsOfOpt = None,
+    max_reject_rate: Annotated[
+        float | None,
+        typer.Option(help="Fail when more than this share of a table's rows is rejected (default 0.05)."),
+    ] = None,
+) -> None:
+    """Decide for every account in a data folder and write decisions.csv / decisions.parquet."""
+    from touchmodel.cli.render import render_summary
+    from touchmodel.report import summarize
+
+    when = parse_date(as_of)
+    if max_reject_rate is not None and not 0 <= max_reject_rate <= 1:
+        raise TouchmodelError(f"--max-reject-rate: value {max_reject_rate} -- expected a share from 0 to 1")
+    engine = Engine.from_spec(model)
+    with steps() as step:
+        result = engine.run(
+            data, as_of=when, mapping=mapping, out=out, max_reject_rate=max_reject_rate, progress=step
+        )
+    render_summary(console, summarize(engine.model, result), result)
+
+
+@app.command()
+@user_errors
+def demo(
+    accounts: Annotated[int, typer.Option("--accounts", "-n", min=1, help="Number of accounts to generate.")] = 2000,
+    folder: Annotated[Path, typer.Option("--dir", help="Where the demo data and outputs go.")] = Path("demo-out"),
+    model: ModelOpt = DEFAULT_PRESET,
+    as_of: AsOfOpt = None,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 7,
+) -> None:
+    """Generate a realistic demo customer base, run the touch model on it, print a summary."""
+    from touchmodel.cli.render import render_summary
+    from touchmodel.demo.generator import generate
+    from touchmodel.report import summarize
+
+    when = parse_date(as_of)
+    engine = Engine.from_spec(model)
+    data_dir = folder / "data"
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
+        TimeElapsedColumn(), console=err_console, transient=True,
+    ) as progress:  # fmt: skip
+        tasks: dict[str, Any] = {}
+
+        def on_progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(f"generating {name}", total=total)
+            progress.update(tasks[name], completed=done, total=total)
+
+        gen = generate(data_dir, accounts=accounts, as_of=when, seed=seed, progress=on_progress)
+    rows = ", ".join(f"{n:,} {t}" for t, n in gen.rows.items())
+    console.print(f"Generated demo data in {data_dir}: {rows}")
+    with steps() as step:
+        result = engine.run(data_dir, as_of=when, out=folder / "out", progress=step)
+    render_summary(console, summarize(engine.model, result), result)
+
+
+@model_app.command("show")
+@user_errors
+def model_show(
+    preset: Annotated[str, typer.Argument(help=f"One of: {', '.join(PRESETS)}.")] = DEFAULT_PRESET,
+) -> None:
+    """Print a preset as YAML, to start your own touch-model file."""
+    if preset not in PRESETS:
+        raise TouchmodelError(f"preset: value {preset!r} -- expected one of {', '.join(PRESETS)}")
+    typer.echo(preset_yaml(preset), nl=False)
+
+
+@model_app.command("check")
+@user_errors
+def model_check(file: Annotated[Path, typer.Argument(help="A touch-model YAML file.")]) -> None:
+    """Validate a touch-model file: structure, bands, weights, names and routes."""
+    m = load_model(file)
+    console.print(
+        f"{file}: OK - model '{m.name}', {len(m.tiers)} tiers, {len(m.health.measures)} health measures, "
+        f"{len(m.triggers)} triggers, {len(m.routes)} routes"
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Rich rendering of run summaries. Presentation only: the numbers come from report.py."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from touchmodel.engine import RunResult
+from touchmodel.report import RunSummary
+
+
+def _money(x: float) -> str:
+    return f"${x:,.0f}"
+
+
+def render_summary(console: Console, summary: RunSummary, result: RunResult) -> None:
+    """Print the end-of-run summary: tiers, health, stages, triggers, inputs and files."""
+    tiers = Table(title=f"Accounts and ARR per tier (as of {result.as_of}, model '{result.model_name}')")
+    for col, justify in [("tier", "left"), ("level", "left"), ("accounts", "right"),
+                         ("% accounts", "right"), ("ARR", "right"), ("% ARR", "right")]:  # fmt: skip
+        tiers.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in summary.tiers:
+        tiers.add_row(r.tier, r.level, f"{r.accounts:,}", f"{r.share_accounts:.1%}", _money(r.arr),
+                      f"{r.share_arr:.1%}")  # fmt: skip
+    tiers.add_row("total", "", f"{summary.accounts:,}", "100%", _money(summary.arr), "100%", style="bold")
+    console.print(tiers)
+
+    health = Table(title="Health")
+    health.add_column("grade")
+    health.add_column("accounts", justify="right")
+    for grade, n in sorted(summary.grades.items(), key=lambda kv: -kv[1]):
+        health.add_row(grade, f"{n:,}")
+    q = summary.health_quartiles
+    if q[0] is not None:
+        health.caption = f"score min {q[0]} | p25 {q[1]} | median {q[2]} | p75 {q[3]} | max {q[4]}"
+    stages = Table(title="Lifecycle stage and touch level")
+    stages.add_column("stage")
+    stages.add_column("accounts", justify="right")
+    for stage, n in sorted(summary.stages.items(), key=lambda kv: -kv[1]):
+        stages.add_row(stage, f"{n:,}")
+    for level in ("high", "medium", "low", "tech"):
+        if level in summary.touch_levels:
+            stages.add_row(f"touch level {level}", f"{summary.touch_levels[level]:,}", style="dim")
+    console.print(health)
+    console.print(stages)
+
+    trig = Table(title="Triggers fired, by family and route")
+    trig.add_column("family")
+    trig.add_column("route")
+    trig.add_column("fired", justify="right")
+    for (family, route), n in summary.triggers_by_route.items():
+        trig.add_row(family, route, f"{n:,}")
+    if not summary.triggers_by_route:
+        trig.add_row("(none)", "", "0")
+    console.print(trig)
+
+    if result.inactive:
+        console.print("[yellow]Inactive rules[/yellow] (not evaluated):")
+        for r in result.inactive:
+            console.print(f"  {r.id}: {r.reason}")
+    if result.missing_tables:
+        console.print(f"Tables not provided: {', '.join(result.missing_tables)}")
+    rejected = {t: v for t, v in result.rejects.items() if v.get("rejected") or v.get("values_nulled")}
+    if rejected:
+        console.print("[yellow]Input problems[/yellow] (see rejected_rows.csv):")
+        for table, v in rejected.items():
+            console.print(
+                f"  {table}: {v.get('rows_read', 0):,} rows read, {v.get('rejected', 0):,} rejected, "
+                f"{v.get('values_nulled', 0):,} values set to null"
+            )
+    else:
+        console.print("Input: no rejected rows.")
+    if result.files:
+        console.print("Files written:")
+        for name, path in result.files.items():
+            console.print(f"  {name}: {path}")
+    console.print(f"Done in {result.seconds:.1f}s.")

@@ -1,0 +1,73 @@
+"""Assemble the decision for every account: tier, health, triggers, level, routes.
+
+The stages are chained as Ibis ``mutate`` steps over the signal table, so the
+backend receives one query and evaluates all accounts in one pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from touchmodel.decide.health import health_columns
+from touchmodel.decide.rules import (
+    SEP,
+    InactiveRule,
+    override_columns,
+    route_columns,
+    split_triggers,
+    trigger_columns,
+)
+from touchmodel.decide.tiers import tier_columns
+from touchmodel.model.schema import TouchModel
+from touchmodel.signals.build import SignalTable
+
+# The decision output of SPEC.md §10, in this order. Public contract.
+DECISION_COLUMNS: tuple[str, ...] = (
+    "account_id", "as_of", "tier", "tier_level", "lifecycle_stage", "touch_level",
+    "level_reasons", "health_score", "health_grade", "health_top_factor", "triggers", "routes",
+)  # fmt: skip
+LIST_COLUMNS: tuple[str, ...] = ("level_reasons", "triggers", "routes")
+
+
+@dataclass
+class DecisionPlan:
+    """The decision query, not yet executed, and what it could not evaluate."""
+
+    table: ir.Table
+    inactive: list[InactiveRule]
+    unavailable: dict[str, str]
+
+
+def plan_decisions(model: TouchModel, signals: SignalTable, as_of: dt.date) -> DecisionPlan:
+    """Build the full decision expression over every account."""
+    t = signals.table
+    t = t.mutate(**tier_columns(model, t))
+    t = t.mutate(**health_columns(model, t, set(signals.unavailable)))
+    active, inactive = split_triggers(model, signals.unavailable)
+    t = t.mutate(**trigger_columns(t, active, as_of))
+    t = t.mutate(**override_columns(model, t, active, as_of))
+    t = t.mutate(**route_columns(model, t, active))
+    t = t.mutate(as_of=ibis.literal(as_of, type="date"))
+    return DecisionPlan(table=t, inactive=inactive, unavailable=dict(signals.unavailable))
+
+
+def split_lists(table: pa.Table) -> pa.Table:
+    """Turn the ``; ``-joined list columns into Arrow lists (for Parquet)."""
+    empty = pa.scalar([], type=pa.list_(pa.string()))
+    for name in LIST_COLUMNS:
+        col = table[name].combine_chunks()
+        parts = pc.split_pattern(col.fill_null(""), SEP)
+        lists = pc.if_else(pc.equal(col.fill_null(""), ""), empty, parts)
+        table = table.set_column(table.schema.get_field_index(name), name, lists)
+    return table
+
+
+def decision_table(executed: pa.Table) -> pa.Table:
+    """The public decision columns from an executed decision plan (list columns as text)."""
+    return executed.select(list(DECISION_COLUMNS))

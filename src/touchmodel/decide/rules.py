@@ -1,0 +1,154 @@
+"""Triggers, lifecycle overrides and routes, compiled to columns of one expression.
+
+Every enabled trigger becomes a boolean column ``fired__<id>``. A trigger that
+needs a signal whose table is missing is *inactive*: it is reported and not
+evaluated, rather than silently false.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+
+from touchmodel.expr import Scope, compile_expr, referenced_names
+from touchmodel.model.schema import LEVELS, Override, SwitchRoute, TouchModel, Trigger
+
+SEP = "; "
+
+
+def fired_col(trigger_id: str) -> str:
+    return "fired__" + trigger_id.replace(".", "__")
+
+
+@dataclass(frozen=True)
+class InactiveRule:
+    id: str
+    reason: str
+
+
+def _scope(table: ir.Table, as_of: dt.date, functions: dict[str, Callable[..., ir.Value]] | None = None) -> Scope:
+    asof = ibis.literal(as_of, type="date")
+
+    def resolve(name: str) -> ir.Value:
+        if name == "as_of":
+            return asof
+        if name in table.columns:
+            return table[name]
+        raise KeyError(name)
+
+    return Scope(resolve=resolve, functions=functions or {})
+
+
+def split_triggers(
+    model: TouchModel, unavailable: dict[str, str]
+) -> tuple[list[Trigger], list[InactiveRule]]:
+    """Enabled triggers that can run, and the inactive ones with the reason."""
+    active, inactive = [], []
+    for trig in model.triggers:
+        if not trig.enabled:
+            inactive.append(InactiveRule(trig.id, "disabled in the model file"))
+            continue
+        missing = sorted(n for n in referenced_names(trig.when) if n in unavailable)
+        if missing:
+            why = "; ".join(sorted({unavailable[n] for n in missing}))
+            inactive.append(InactiveRule(trig.id, f"needs {', '.join(missing)}: {why}"))
+        else:
+            active.append(trig)
+    return active, inactive
+
+
+def trigger_columns(table: ir.Table, triggers: list[Trigger], as_of: dt.date) -> dict[str, ir.Value]:
+    """One ``fired__<id>`` boolean per trigger; a null condition counts as not fired."""
+    scope = _scope(table, as_of)
+    return {fired_col(t.id): compile_expr(t.when, scope).fill_null(False) for t in triggers}
+
+
+def _join_nonnull(parts: list[ir.Value]) -> ir.StringValue:
+    if not parts:
+        return ibis.literal("")
+    # concat_ws skips nulls on every backend we target, so unfired parts vanish.
+    return ibis.literal(SEP).join(parts)
+
+
+def override_columns(
+    model: TouchModel, table: ir.Table, triggers: list[Trigger], as_of: dt.date
+) -> dict[str, ir.Value]:
+    """``lifecycle_stage``, ``touch_level``, ``touch_level_rank`` and ``level_reasons``."""
+    trigger_ids = [t.id for t in triggers]
+
+    def fired(pattern: str) -> ir.BooleanValue:
+        cols = [table[fired_col(t)] for t in trigger_ids if fnmatch.fnmatchcase(t, pattern)]
+        out: ir.BooleanValue = ibis.literal(False)
+        for c in cols:
+            out = out | c
+        return out
+
+    scope = _scope(table, as_of, {"fired": fired})
+    tier_rank = table.tier_level_rank
+    rank = tier_rank
+    stage_cases = []
+    reason_parts: list[ir.Value] = [table.tier_reason]
+    for ov in model.lifecycle.overrides:
+        applies = compile_expr(ov.when, scope).fill_null(False)
+        target = _target_rank(ov, tier_rank)
+        raises = applies & (target > rank)
+        rank = ibis.ifelse(applies, ibis.greatest(rank, target), rank)
+        stage_cases.append((applies, ibis.literal(ov.stage)))
+        text = ibis.literal(ov.reason)
+        evidence = _fired_evidence(ov, trigger_ids, table)
+        if evidence is not None:
+            text = text + " (" + evidence + ")"
+        reason_parts.append(ibis.ifelse(raises, text, ibis.null().cast("string")))
+    level = rank.cases(*[(i, lvl) for i, lvl in enumerate(LEVELS)], else_="high")
+    return {
+        "lifecycle_stage": ibis.cases(*stage_cases, else_=ibis.literal("growth")),
+        "touch_level": level,
+        "touch_level_rank": rank,
+        "level_reasons": _join_nonnull(reason_parts),
+    }
+
+
+def _target_rank(ov: Override, tier_rank: ir.IntegerValue) -> ir.IntegerValue:
+    if ov.raise_to is not None:
+        return ibis.literal(LEVELS.index(ov.raise_to))
+    return ibis.least(tier_rank + (ov.raise_by or 0), len(LEVELS) - 1)
+
+
+def _fired_evidence(ov: Override, trigger_ids: list[str], table: ir.Table) -> ir.StringValue | None:
+    """The fired trigger ids an override's ``fired()`` calls matched, as text."""
+    from touchmodel.expr import called_functions
+
+    patterns = [a[0] for fn, a in called_functions(ov.when) if fn == "fired" and a]
+    ids = [t for t in trigger_ids if any(fnmatch.fnmatchcase(t, p) for p in patterns)]
+    if not ids:
+        return None
+    return ibis.literal(", ").join(
+        [ibis.ifelse(table[fired_col(t)], ibis.literal(t), ibis.null().cast("string")) for t in ids]
+    )
+
+
+def route_columns(model: TouchModel, table: ir.Table, triggers: list[Trigger]) -> dict[str, ir.Value]:
+    """``triggers`` and ``routes``: fired ids and their resolved route ids, in the same order."""
+    fired_ids: list[ir.Value] = []
+    routes: list[ir.Value] = []
+    null = ibis.null().cast("string")
+    for trig in triggers:
+        is_fired = table[fired_col(trig.id)]
+        fired_ids.append(ibis.ifelse(is_fired, ibis.literal(trig.id), null))
+        routes.append(ibis.ifelse(is_fired, resolve_route(model, trig.route, table), null))
+    return {"triggers": _join_nonnull(fired_ids), "routes": _join_nonnull(routes)}
+
+
+def resolve_route(model: TouchModel, route_id: str, table: ir.Table) -> ir.StringValue:
+    """A plain route id; switch routes pick one by their signal's bands."""
+    route = model.routes[route_id]
+    if not isinstance(route, SwitchRoute):
+        return ibis.literal(route_id)
+    value = table[route.by].cast("float64").fill_null(0)
+    cases = [(value < b.below, ibis.literal(b.route)) for b in route.bands if b.below is not None]
+    return ibis.cases(*cases, else_=ibis.literal(route.bands[-1].route))

@@ -1,0 +1,183 @@
+"""The core object: a touch model plus the machinery to decide for every account.
+
+The CLI, the tests and (later) the API and dashboard all build an ``Engine``
+the same way and call :meth:`Engine.run` (a data folder on disk) or
+:meth:`Engine.decide` (tables already on an Ibis backend).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from touchmodel.decide.decisions import (
+    DECISION_COLUMNS,
+    InactiveRule,
+    plan_decisions,
+    split_lists,
+)
+from touchmodel.model.loader import load_model, model_hash
+from touchmodel.model.schema import TouchModel
+from touchmodel.signals.build import build_signals
+
+Progress = Callable[[str], None]
+
+# Columns of the per-account detail file that are engine internals, not signals.
+_INTERNAL_PREFIXES = ("fired__",)
+
+
+@dataclass
+class Decided:
+    """Decisions for every account, executed, with what could not be evaluated."""
+
+    decisions: pa.Table  # SPEC §10 columns; list columns as '; '-joined text
+    accounts: pa.Table  # account columns, signals, tier and health components
+    inactive: list[InactiveRule]
+    unavailable: dict[str, str]
+
+
+@dataclass
+class RunResult(Decided):
+    """A run over a data folder: decisions plus input accounting and files written."""
+
+    as_of: dt.date = dt.date.min
+    model_name: str = ""
+    model_hash: str = ""
+    missing_tables: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    rejects: dict[str, dict[str, int]] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class Engine:
+    """A validated touch model and the decision pipeline for it."""
+
+    def __init__(self, model: TouchModel, source: str = "<model>") -> None:
+        self.model = model
+        self.source = source
+        self.hash = model_hash(model)
+
+    @classmethod
+    def from_spec(cls, spec: str | Path) -> Engine:
+        """Build from a preset name (``standard``) or a touch-model file path."""
+        return cls(load_model(spec), str(spec))
+
+    @staticmethod
+    def connect() -> ibis.BaseBackend:
+        """The default analytics backend: in-memory DuckDB."""
+        return ibis.duckdb.connect()
+
+    def decide(self, tables: Mapping[str, ir.Table], as_of: dt.date) -> Decided:
+        """Decide for every account in ``tables['accounts']`` as of ``as_of``."""
+        signals = build_signals(tables, self.model, as_of)
+        plan = plan_decisions(self.model, signals, as_of)
+        executed = plan.table.to_pyarrow()
+        keep = [c for c in executed.column_names if not c.startswith(_INTERNAL_PREFIXES)]
+        detail_cols = [c for c in keep if c not in DECISION_COLUMNS or c == "account_id"]
+        detail_cols += ["tier", "tier_level", "health_score"]
+        return Decided(
+            decisions=executed.select(list(DECISION_COLUMNS)),
+            accounts=executed.select(list(dict.fromkeys(detail_cols))),
+            inactive=plan.inactive,
+            unavailable=plan.unavailable,
+        )
+
+    def run(
+        self,
+        data: Path,
+        *,
+        as_of: dt.date,
+        mapping: Path | None = None,
+        out: Path | None = None,
+        max_reject_rate: float | None = None,
+        progress: Progress | None = None,
+    ) -> RunResult:
+        """Load a data folder, decide, and (with ``out``) write the decision files.
+
+        The rejected-rows report is written before the reject-rate check, so a
+        run that fails on too many rejects still leaves the evidence behind.
+        """
+        from touchmodel.sources.loader import load_folder
+        from touchmodel.sources.mapping import load_mapping
+
+        step = progress or (lambda _msg: None)
+        started = time.perf_counter()
+        mapping_obj = load_mapping(mapping) if mapping is not None else None
+        con = self.connect()
+        step("loading data")
+        loaded = load_folder(con, Path(data), mapping=mapping_obj, as_of=as_of, progress=step)
+        files: dict[str, Path] = {}
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            report = loaded.rejects.write(out)
+            if report is not None:
+                files["rejected_rows"] = report
+        limit = max_reject_rate
+        if limit is None:
+            limit = getattr(mapping_obj, "max_reject_rate", None)
+        loaded.rejects.check_rate(0.05 if limit is None else limit)
+        step("computing signals and decisions")
+        decided = self.decide(loaded.tables, as_of)
+        result = RunResult(
+            decisions=decided.decisions,
+            accounts=decided.accounts,
+            inactive=decided.inactive,
+            unavailable=decided.unavailable,
+            as_of=as_of,
+            model_name=self.model.name,
+            model_hash=self.hash,
+            missing_tables=list(loaded.missing),
+            counts=dict(loaded.counts),
+            rejects=loaded.rejects.summary(),
+            files=files,
+        )
+        if out is not None:
+            step("writing decision files")
+            files.update(write_outputs(result, out))
+        result.seconds = time.perf_counter() - started
+        if out is not None:
+            (out / "run.json").write_text(json.dumps(run_record(result), indent=2, default=str))
+            files["run"] = out / "run.json"
+        return result
+
+
+def write_outputs(result: Decided, out: Path) -> dict[str, Path]:
+    """Write decisions.csv, decisions.parquet and the per-account signals file."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "decisions_csv": out / "decisions.csv",
+        "decisions_parquet": out / "decisions.parquet",
+        "signals_parquet": out / "signals.parquet",
+    }
+    pacsv.write_csv(result.decisions, paths["decisions_csv"])
+    pq.write_table(split_lists(result.decisions), paths["decisions_parquet"])
+    pq.write_table(result.accounts, paths["signals_parquet"])
+    return paths
+
+
+def run_record(result: RunResult) -> dict[str, Any]:
+    """What a run did, as JSON-able data (also written as run.json)."""
+    return {
+        "as_of": result.as_of.isoformat(),
+        "model": result.model_name,
+        "model_hash": result.model_hash,
+        "accounts": result.decisions.num_rows,
+        "rows_read": result.counts,
+        "rejects": result.rejects,
+        "missing_tables": result.missing_tables,
+        "inactive_rules": [{"id": r.id, "reason": r.reason} for r in result.inactive],
+        "files": {k: str(v) for k, v in result.files.items()},
+        "seconds": round(result.seconds, 3),
+    }

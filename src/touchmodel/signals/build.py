@@ -1,0 +1,274 @@
+"""Per-account signals as of a date, as one Ibis expression over all accounts.
+
+Each source table is reduced to one row per account by a single grouped pass
+with conditional aggregates (``sum(where=...)``), then left-joined onto the
+accounts. Nothing here runs Python per account, so the same expression runs
+on DuckDB or on any other Ibis backend.
+
+Windows are whole days counted back from the as-of date, which is included:
+"last 30 days" is age 0..29, "the 30 days before" is age 30..59. Rows dated
+after the as-of date are ignored, so a past date can be replayed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+
+from touchmodel.expr import Scope, compile_expr
+from touchmodel.model.schema import EventSignal, ExprSignal, TouchModel
+from touchmodel.signals.catalog import BUILTIN
+
+_NUMERIC_NULL = ibis.null().cast("float64")
+
+
+@dataclass
+class SignalTable:
+    """Signals for every account, plus what could not be computed and why."""
+
+    table: ir.Table
+    # signal name -> reason it is unavailable (e.g. the table it needs is missing)
+    unavailable: dict[str, str]
+
+
+def event_group_predicate(event: ir.StringValue, patterns: list[str]) -> ir.BooleanValue:
+    """Match event names against glob patterns; a leading ``!`` removes earlier matches."""
+    result: ir.BooleanValue = ibis.literal(False)
+    exact: list[str] = []
+
+    def flush(res: ir.BooleanValue) -> ir.BooleanValue:
+        if exact:
+            res = res | event.isin(list(exact))
+            exact.clear()
+        return res
+
+    for raw in patterns:
+        negate = raw.startswith("!")
+        pattern = raw[1:] if negate else raw
+        if "*" not in pattern:
+            if negate:
+                result = flush(result) & (event != pattern)
+            else:
+                exact.append(pattern)
+            continue
+        result = flush(result)
+        if pattern == "*":
+            match: ir.BooleanValue = ibis.literal(True)
+        elif pattern.endswith("*") and pattern.count("*") == 1:
+            match = event.startswith(pattern[:-1])
+        else:
+            regex = "^" + ".*".join(re.escape(p) for p in pattern.split("*")) + "$"
+            match = event.re_search(regex)
+        result = (result & ~match) if negate else (result | match)
+    return flush(result)
+
+
+def _age(as_of: ir.DateValue, when: ir.Value) -> ir.IntegerValue:
+    return as_of.delta(when.cast("date"), unit="day")
+
+
+def _usage_signals(events: ir.Table, model: TouchModel, as_of: ir.DateValue) -> ir.Table:
+    groups = model.events.groups()
+    age = _age(as_of, events.timestamp)
+    e = events.mutate(_age=age).filter(lambda t: t._age >= 0)
+    is_usage = event_group_predicate(e.event, groups["usage"])
+    last30 = e._age < 30
+    prev30 = (e._age >= 30) & (e._age < 60)
+    qty = e.quantity.cast("float64")
+
+    def in_group(name: str) -> ir.BooleanValue:
+        return event_group_predicate(e.event, groups[name])
+
+    integration = in_group("integration")
+    metrics: dict[str, ir.Value] = {
+        "usage_30d": qty.sum(where=is_usage & last30),
+        "usage_prev_30d": qty.sum(where=is_usage & prev30),
+        "active_users_30d": e.user_id.nunique(where=is_usage & last30),
+        "_last_usage_age": e._age.min(where=is_usage),
+        "_seats_added": qty.sum(where=in_group("seats") & last30),
+        "_seats_removed": qty.sum(where=in_group("seats_removed") & last30),
+        "premium_events_30d": e.count(where=in_group("premium") & last30),
+        "integration_events_30d": e.count(where=integration & last30),
+        "_first_integration_age": e._age.max(where=integration),
+        "executive_events_30d": e.count(where=in_group("executive") & last30),
+        "milestone_events_30d": e.count(where=in_group("milestone") & last30),
+    }
+    for sig in model.signals:
+        if isinstance(sig, EventSignal):
+            window = in_group(sig.events) & (e._age < sig.window_days)
+            metrics[sig.name] = e.count(where=window) if sig.aggregate == "count" else qty.sum(where=window)
+    return e.group_by("account_id").aggregate(**metrics)
+
+
+def _abandonment(events: ir.Table, model: TouchModel, as_of: ir.DateValue) -> ir.Table:
+    core = events.mutate(_age=_age(as_of, events.timestamp))
+    core = core.filter(
+        (core._age >= 0) & (core._age < 60) & event_group_predicate(core.event, model.events.core)
+    )
+    per_feature = core.group_by(["account_id", "event"]).aggregate(
+        _last=core.count(where=core._age < 30), _prev=core.count(where=core._age >= 30)
+    )
+    abandoned = (per_feature._prev > 0) & (per_feature._last == 0)
+    return per_feature.group_by("account_id").aggregate(
+        core_features_abandoned=per_feature.count(where=abandoned)
+    )
+
+
+def _ticket_signals(tickets: ir.Table, model: TouchModel, as_of: ir.DateValue) -> ir.Table:
+    t = tickets.mutate(_age=_age(as_of, tickets.opened_at)).filter(lambda x: x._age >= 0)
+    cats = model.ticket_categories
+    last30 = t._age < 30
+    category = t.category.lower()
+    return t.group_by("account_id").aggregate(
+        tickets_14d=t.count(where=t._age < 14),
+        tickets_30d=t.count(where=last30),
+        complaint_tickets_30d=t.count(where=last30 & category.isin([c.lower() for c in cats.complaint])),
+        downgrade_cancel_tickets_30d=t.count(
+            where=last30 & category.isin([c.lower() for c in cats.downgrade_or_cancel])
+        ),
+    )
+
+
+def _nps_signals(nps: ir.Table, as_of: ir.DateValue) -> ir.Table:
+    n = nps.mutate(_age=_age(as_of, nps.responded_at)).filter(lambda x: x._age >= 0)
+    agg = n.group_by("account_id").aggregate(
+        # The latest response wins; ties on the same timestamp take the lower score,
+        # the cautious reading for a detractor rule.
+        nps_latest_score=n.score.cast("float64").argmin(n._age * 100 + n.score.cast("int64")),
+        nps_latest_days_ago=n._age.min(),
+    )
+    return agg.mutate(
+        nps_score_180d=ibis.ifelse(agg.nps_latest_days_ago <= 180, agg.nps_latest_score, _NUMERIC_NULL)
+    )
+
+
+def _payment_signals(payments: ir.Table, as_of: ir.DateValue) -> ir.Table:
+    p = payments.mutate(_age=_age(as_of, payments.due_date)).filter(lambda x: x._age >= 0)
+    failed = p.status == "failed"
+    return p.group_by("account_id").aggregate(
+        failed_payments_30d=p.count(where=failed & (p._age < 30)),
+        failed_payments_90d=p.count(where=failed & (p._age < 90)),
+    )
+
+
+def _contact_signals(contacts: ir.Table, model: TouchModel) -> ir.Table:
+    is_exec = contacts.title.fill_null("").re_search(model.executive_titles)
+    return contacts.group_by("account_id").aggregate(executive_contacts=contacts.count(where=is_exec))
+
+
+def _next_anniversary(start: ir.DateValue, as_of: ir.DateValue) -> ir.DateValue:
+    years = (as_of.year() - start.year()).as_interval("Y")
+    candidate = (start + years).cast("date")
+    return ibis.ifelse(candidate < as_of, (candidate + ibis.interval(years=1)).cast("date"), candidate)
+
+
+def _expansion_value(accounts: ir.Table, model: TouchModel) -> ir.Value:
+    priced = [p for p in model.plans if p.annual_price]
+    if len(priced) < 2:
+        return accounts.arr.cast("float64")
+    steps = [
+        (accounts.plan == cur.id, ibis.literal(nxt.annual_price / cur.annual_price - 1))
+        for cur, nxt in zip(priced, priced[1:], strict=False)
+    ]
+    # The top plan has no next step: its expansion value is its ARR (more seats/usage).
+    step = ibis.cases(*steps, else_=ibis.literal(1.0))
+    return accounts.arr.cast("float64") * step
+
+
+def build_signals(
+    tables: Mapping[str, ir.Table], model: TouchModel, as_of: dt.date
+) -> SignalTable:
+    """All built-in and user signals for every account in ``tables['accounts']``."""
+    asof = ibis.literal(as_of, type="date")
+    accounts = tables["accounts"]
+    unavailable: dict[str, str] = {}
+    for info in BUILTIN:
+        if info.table != "accounts" and info.table not in tables:
+            unavailable[info.name] = f"table '{info.table}' is missing"
+
+    contract_start = accounts.contract_start.cast("date")
+    renewal = ibis.coalesce(accounts.renewal_date.cast("date"), _next_anniversary(contract_start, asof))
+    lowest = model.plans[0].id if model.plans else None
+    base = accounts.mutate(
+        days_since_start=_age(asof, contract_start),
+        renewal_date_effective=renewal,
+        days_to_renewal=renewal.delta(asof, unit="day"),
+        has_csm=accounts.csm.notnull() & (accounts.csm.strip() != ""),
+        is_lowest_plan=(accounts.plan == lowest).fill_null(False) if lowest else ibis.literal(False),
+        expansion_value=_expansion_value(accounts, model),
+    )
+
+    joined = base
+    parts: list[tuple[ir.Table, list[str]]] = []
+    if "usage_events" in tables:
+        events = tables["usage_events"]
+        parts.append((_usage_signals(events, model, asof), []))
+        parts.append((_abandonment(events, model, asof), []))
+    if "tickets" in tables:
+        parts.append((_ticket_signals(tables["tickets"], model, asof), []))
+    if "nps_responses" in tables:
+        parts.append((_nps_signals(tables["nps_responses"], asof), []))
+    if "payments" in tables:
+        parts.append((_payment_signals(tables["payments"], asof), []))
+    if "contacts" in tables:
+        parts.append((_contact_signals(tables["contacts"], model), []))
+    for part, _ in parts:
+        joined = joined.left_join(part, "account_id").drop("account_id_right")
+
+    cols = set(joined.columns)
+    fills: dict[str, ir.Value] = {}
+    count_like = [
+        "usage_30d", "usage_prev_30d", "active_users_30d", "premium_events_30d",
+        "integration_events_30d", "executive_events_30d", "milestone_events_30d",
+        "core_features_abandoned", "tickets_14d", "tickets_30d", "complaint_tickets_30d",
+        "downgrade_cancel_tickets_30d", "failed_payments_30d", "failed_payments_90d",
+        "executive_contacts",
+    ]  # fmt: skip
+    event_sigs = [s.name for s in model.signals if isinstance(s, EventSignal)]
+    for name in count_like + event_sigs:
+        if name in cols:
+            fills[name] = joined[name].fill_null(0)
+    if "usage_30d" in cols:
+        u30 = joined.usage_30d.fill_null(0)
+        prev = joined.usage_prev_30d.fill_null(0)
+        fills["usage_change_pct"] = ibis.ifelse(prev > 0, (u30 - prev) * 100.0 / prev, _NUMERIC_NULL)
+        fills["days_inactive"] = ibis.coalesce(
+            joined._last_usage_age, ibis.greatest(joined.days_since_start, 0)
+        )
+        limit = joined.plan_limit.cast("float64")
+        fills["plan_utilization"] = ibis.ifelse(limit > 0, u30 / limit, _NUMERIC_NULL)
+        fills["seats_change_30d"] = joined._seats_added.fill_null(0) - joined._seats_removed.fill_null(0)
+        fills["integration_first_use_30d"] = (joined._first_integration_age < 30).fill_null(False)
+    joined = joined.mutate(**fills)
+    # Missing tables still give the column (as null) so every rule compiles;
+    # rules that need them are reported inactive instead of evaluated.
+    missing_cols = {
+        info.name: _NUMERIC_NULL for info in BUILTIN if info.name not in joined.columns
+    }
+    for sig in model.signals:
+        if isinstance(sig, EventSignal) and sig.name not in joined.columns:
+            missing_cols[sig.name] = _NUMERIC_NULL
+            unavailable[sig.name] = "table 'usage_events' is missing"
+    joined = joined.mutate(**missing_cols)
+    joined = joined.drop(*[c for c in joined.columns if c.startswith("_")])
+
+    # User expression signals, in file order, each may use the ones before it.
+    for sig in model.signals:
+        if isinstance(sig, ExprSignal):
+            current = joined
+            value = compile_expr(sig.expr, Scope(resolve=lambda n, t=current: _resolve(t, n, asof)))
+            joined = joined.mutate(**{sig.name: value})
+    return SignalTable(table=joined, unavailable=unavailable)
+
+
+def _resolve(table: ir.Table, name: str, as_of: ir.DateValue) -> ir.Value:
+    if name == "as_of":
+        return as_of
+    if name in table.columns:
+        return table[name]
+    raise KeyError(name)

@@ -1,0 +1,100 @@
+"""Shared fixtures: small workspaces built from dicts, typed by the data contract."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import pytest
+
+from touchmodel.engine import Decided, Engine
+from touchmodel.sources.contract import TABLES
+
+AS_OF = dt.date(2026, 11, 1)
+
+_IBIS_TYPES = {
+    "string": "string",
+    "number": "float64",
+    "integer": "int64",
+    "date": "date",
+    "timestamp": "timestamp",
+    "bool": "boolean",
+}
+
+# A settled, healthy account: past onboarding, far from renewal, steady usage.
+BASE_ACCOUNT: dict[str, Any] = {
+    "account_id": "A1",
+    "name": "Acme",
+    "arr": 30000.0,
+    "contract_start": dt.date(2025, 5, 1),
+    "renewal_date": dt.date(2027, 5, 1),
+    "employees": 200,
+    "plan": "growth",
+    "plan_limit": 1000.0,
+    "seats": 20,
+    "industry": "software",
+    "strategic": False,
+    "csm": "Dana",
+    "churned_on": None,
+}
+
+
+def days_ago(n: int, hour: int = 12) -> dt.datetime:
+    """A timestamp ``n`` days before AS_OF (0 = the as-of day itself)."""
+    return dt.datetime.combine(AS_OF - dt.timedelta(days=n), dt.time(hour))
+
+
+def steady_usage(account_id: str = "A1", per_day: int = 10, days: int = 60) -> list[dict[str, Any]]:
+    """Even usage of two core features over the last ``days`` days."""
+    rows = []
+    for d in range(days):
+        for i in range(per_day):
+            event = "report.created" if i % 2 else "dashboard.viewed"
+            rows.append({"account_id": account_id, "timestamp": days_ago(d), "event": event, "user_id": f"u{i % 3}"})
+    return rows
+
+
+def make_table(name: str, rows: list[dict[str, Any]], extra: dict[str, str] | None = None) -> ir.Table:
+    """An Ibis memtable for contract table ``name`` with every contract column typed."""
+    spec = TABLES[name]
+    schema = {c.name: _IBIS_TYPES[c.type] for c in spec.columns}
+    schema.update(extra or {})
+    defaults = {"quantity": 1.0} if name == "usage_events" else {}
+    if name == "accounts":
+        rows = [{**BASE_ACCOUNT, **r} for r in rows]
+    frame = pd.DataFrame(
+        [{col: r.get(col, defaults.get(col)) for col in schema} for r in rows], columns=list(schema)
+    )
+    return ibis.memtable(frame, schema=ibis.schema(schema))
+
+
+def decide(
+    accounts: list[dict[str, Any]],
+    model: str | Engine = "standard",
+    as_of: dt.date = AS_OF,
+    **tables: list[dict[str, Any]],
+) -> Decided:
+    """Run the engine on in-memory tables; each keyword is a contract table name."""
+    engine = model if isinstance(model, Engine) else Engine.from_spec(model)
+    built = {"accounts": make_table("accounts", accounts)}
+    for name, rows in tables.items():
+        built[name] = make_table(name, rows)
+    return engine.decide(built, as_of)
+
+
+def row(decided: Decided, account_id: str = "A1") -> dict[str, Any]:
+    """One account's decision merged with its signals, as a dict."""
+    decisions = decided.decisions.to_pandas().set_index("account_id")
+    detail = decided.accounts.to_pandas().set_index("account_id")
+    out = {**detail.loc[account_id].to_dict(), **decisions.loc[account_id].to_dict()}
+    out["triggers"] = [t for t in (out["triggers"] or "").split("; ") if t]
+    out["routes"] = [t for t in (out["routes"] or "").split("; ") if t]
+    return out
+
+
+@pytest.fixture(scope="session")
+def standard() -> Engine:
+    return Engine.from_spec("standard")

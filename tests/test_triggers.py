@@ -1,0 +1,170 @@
+"""Every default trigger of SPEC.md §10 fires on its case and stays quiet just outside it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import days_ago, decide, row, steady_usage
+
+Case = dict[str, Any]
+
+
+def usage(per_day_last: int, per_day_prev: int, event: str = "report.created") -> list[dict[str, Any]]:
+    rows = []
+    for d in range(60):
+        n = per_day_last if d < 30 else per_day_prev
+        rows += [{"account_id": "A1", "timestamp": days_ago(d), "event": event, "user_id": "u1"}] * n
+    return rows
+
+
+def events(name: str, n: int, age: int = 3) -> list[dict[str, Any]]:
+    return [{"account_id": "A1", "timestamp": days_ago(age), "event": name, "user_id": "u1"}] * n
+
+
+def tickets(category: str, ages: list[int]) -> list[dict[str, Any]]:
+    return [
+        {"ticket_id": f"T{i}", "account_id": "A1", "opened_at": days_ago(a), "category": category}
+        for i, a in enumerate(ages)
+    ]
+
+
+# trigger id -> (positive case, negative case). A case is {"account": {...}, table: rows}.
+CASES: dict[str, tuple[Case, Case]] = {
+    "value.dedicated_csm": (
+        {"account": {"arr": 50_000.0, "csm": None}},
+        {"account": {"arr": 49_999.0, "csm": None}},
+    ),
+    "risk.usage_decline": (
+        {"usage_events": usage(6, 10)},  # -40%
+        {"usage_events": usage(7, 10)},  # -30%
+    ),
+    "risk.usage_drop_mom": (
+        {"usage_events": usage(5, 10)},  # -50%
+        {"usage_events": usage(6, 10)},  # -40%
+    ),
+    "risk.inactive": (
+        {"usage_events": [r for r in steady_usage() if r["timestamp"] <= days_ago(30)]},
+        {"usage_events": [r for r in steady_usage() if r["timestamp"] <= days_ago(29)]},
+    ),
+    "risk.feature_abandonment": (
+        {"usage_events": usage(10, 10) + events("workflow.run", 5, age=40)},
+        {"usage_events": usage(10, 10) + events("workflow.run", 5, age=40) + events("workflow.run", 1, age=29)},
+    ),
+    "risk.ticket_spike": (
+        {"tickets": tickets("how-to", [0, 5, 13])},
+        {"tickets": tickets("how-to", [0, 5, 14])},
+    ),
+    "risk.nps_detractor": (
+        {"nps_responses": [{"account_id": "A1", "responded_at": days_ago(90), "score": 6}]},
+        {"nps_responses": [{"account_id": "A1", "responded_at": days_ago(90), "score": 7}]},
+    ),
+    "risk.negative_feedback": (
+        {"tickets": tickets("complaint", [29])},
+        {"tickets": tickets("complaint", [30])},
+    ),
+    "risk.payment_failed": (
+        {"payments": [{"account_id": "A1", "invoice_id": "I1", "due_date": days_ago(29).date(),
+                       "amount": 100.0, "status": "failed"}]},
+        {"payments": [{"account_id": "A1", "invoice_id": "I1", "due_date": days_ago(29).date(),
+                       "amount": 100.0, "status": "paid"}]},
+    ),
+    "risk.downgrade_or_cancel": (
+        {"tickets": tickets("cancellation", [10])},
+        {"tickets": tickets("billing", [10])},
+    ),
+    "risk.health_low": (
+        # Inactive for 40 days with a detractor score: health well under 40.
+        {"usage_events": [r for r in steady_usage() if r["timestamp"] <= days_ago(40)],
+         "nps_responses": [{"account_id": "A1", "responded_at": days_ago(10), "score": 1}]},
+        {"usage_events": steady_usage()},
+    ),
+    "expansion.plan_capacity": (
+        {"account": {"plan_limit": 375.0}, "usage_events": usage(10, 10)},  # 300/375 = 80%
+        {"account": {"plan_limit": 376.0}, "usage_events": usage(10, 10)},
+    ),
+    "expansion.seat_growth": (
+        {"usage_events": usage(10, 10) + events("seat.added", 2) + events("seat.removed", 1)},
+        {"usage_events": usage(10, 10) + events("seat.added", 1) + events("seat.removed", 1)},
+    ),
+    "expansion.premium_interest": (
+        {"usage_events": usage(10, 10) + events("premium.sso", 3, age=29)},
+        {"usage_events": usage(10, 10) + events("premium.sso", 2) + events("premium.sso", 1, age=30)},
+    ),
+    "expansion.integration": (
+        {"usage_events": usage(10, 10) + events("integration.slack", 1, age=29)},
+        {"usage_events": usage(10, 10) + events("integration.slack", 1, age=2)
+         + events("integration.slack", 1, age=45)},
+    ),
+    "expansion.usage_velocity": (
+        {"usage_events": usage(15, 10)},
+        {"usage_events": usage(14, 10)},
+    ),
+    "complexity.enterprise_feature_on_starter": (
+        {"account": {"plan": "starter"}, "usage_events": usage(10, 10) + events("premium.sso", 1)},
+        {"account": {"plan": "growth"}, "usage_events": usage(10, 10) + events("premium.sso", 1)},
+    ),
+    "executive.contact": (
+        {"contacts": [{"contact_id": "C1", "account_id": "A1", "title": "VP Operations"}]},
+        {"contacts": [{"contact_id": "C1", "account_id": "A1", "title": "Operations Manager"}]},
+    ),
+    "executive.intent": (
+        {"usage_events": usage(10, 10) + events("security_questionnaire.requested", 1)},
+        {"usage_events": usage(10, 10) + events("security_questionnaire.requested", 1, age=30)},
+    ),
+    "lifecycle.renewal_window": (
+        {"account": {"renewal_date": days_ago(-60).date()}},
+        {"account": {"renewal_date": days_ago(-59).date()}},
+    ),
+    "lifecycle.milestone": (
+        {"usage_events": usage(10, 10) + events("milestone.first_workflow", 1)},
+        {"usage_events": usage(10, 10)},
+    ),
+}
+
+
+def _run(case: Case) -> dict[str, Any]:
+    tables = {k: v for k, v in case.items() if k != "account"}
+    tables.setdefault("usage_events", steady_usage())
+    return row(decide([case.get("account", {})], **tables))
+
+
+@pytest.mark.parametrize("trigger", sorted(CASES))
+def test_trigger_fires_on_its_case(trigger: str) -> None:
+    positive, _ = CASES[trigger]
+    assert trigger in _run(positive)["triggers"]
+
+
+@pytest.mark.parametrize("trigger", sorted(CASES))
+def test_trigger_stays_quiet_outside_its_case(trigger: str) -> None:
+    _, negative = CASES[trigger]
+    assert trigger not in _run(negative)["triggers"]
+
+
+def test_baseline_account_fires_nothing() -> None:
+    assert _run({})["triggers"] == []
+
+
+def test_every_default_trigger_has_cases() -> None:
+    from touchmodel.model.loader import load_model
+
+    assert {t.id for t in load_model("standard").triggers} == set(CASES)
+
+
+@pytest.mark.parametrize(
+    "arr,route",
+    [(24_999.0, "inapp_upsell"), (25_000.0, "inside_sales"), (99_999.0, "inside_sales"),
+     (100_000.0, "account_executive")],
+)  # fmt: skip
+def test_expansion_routes_by_value(arr: float, route: str) -> None:
+    r = _run({"account": {"arr": arr}, "usage_events": usage(15, 10)})
+    assert r["routes"][r["triggers"].index("expansion.usage_velocity")] == route
+
+
+def test_missing_table_makes_its_rules_inactive_not_false() -> None:
+    decided = decide([{}], usage_events=steady_usage())
+    inactive = {r.id: r.reason for r in decided.inactive}
+    assert "risk.ticket_spike" in inactive and "tickets" in inactive["risk.ticket_spike"]
+    assert "risk.nps_detractor" in inactive and "risk.payment_failed" in inactive
+    assert "risk.usage_decline" not in inactive
