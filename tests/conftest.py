@@ -53,11 +53,20 @@ def steady_usage(account_id: str = "A1", per_day: int = 10, days: int = 60) -> l
     for d in range(days):
         for i in range(per_day):
             event = "report.created" if i % 2 else "dashboard.viewed"
-            rows.append({"account_id": account_id, "timestamp": days_ago(d), "event": event, "user_id": f"u{i % 3}"})
+            rows.append(
+                {
+                    "account_id": account_id,
+                    "timestamp": days_ago(d),
+                    "event": event,
+                    "user_id": f"u{i % 3}",
+                }
+            )
     return rows
 
 
-def make_table(name: str, rows: list[dict[str, Any]], extra: dict[str, str] | None = None) -> ir.Table:
+def make_table(
+    name: str, rows: list[dict[str, Any]], extra: dict[str, str] | None = None
+) -> ir.Table:
     """An Ibis memtable for contract table ``name`` with every contract column typed."""
     spec = TABLES[name]
     schema = {c.name: _IBIS_TYPES[c.type] for c in spec.columns}

@@ -58,7 +58,14 @@ def test_at_risk_takes_priority_over_onboarding_and_overrides_never_lower() -> N
     start = AS_OF - dt.timedelta(days=10)
     r = _one(
         {"arr": 500_000.0, "contract_start": start},
-        tickets=[{"ticket_id": "T1", "account_id": "A1", "opened_at": days_ago(1), "category": "complaint"}],
+        tickets=[
+            {
+                "ticket_id": "T1",
+                "account_id": "A1",
+                "opened_at": days_ago(1),
+                "category": "complaint",
+            }
+        ],
     )
     assert r["lifecycle_stage"] == "at_risk"
     assert r["touch_level"] == "high"  # already at the top: nothing to raise

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from touchmodel.model.loader import PRESETS, load_model, model_from_dict, preset_yaml
 from tests.conftest import decide, row
+from touchmodel.model.loader import PRESETS, load_model, model_from_dict, preset_yaml
 
 INF = None
 
@@ -31,7 +31,9 @@ DESIGN = [
 ]
 
 
-@pytest.mark.parametrize("preset,table", [("standard", STANDARD), ("hybrid", HYBRID), ("touch-model-design", DESIGN)])
+@pytest.mark.parametrize(
+    "preset,table", [("standard", STANDARD), ("hybrid", HYBRID), ("touch-model-design", DESIGN)]
+)
 def test_preset_tiers_match_spec(preset: str, table: list[tuple]) -> None:
     model = load_model(preset)
     got = []
@@ -54,7 +56,10 @@ def test_every_tier_answers_the_five_questions(preset: str) -> None:
 def test_touch_model_design_share_of_base() -> None:
     model = load_model("touch-model-design")
     assert model.tier("high").share_of_base.min == 15 and model.tier("high").share_of_base.max == 20
-    assert model.tier("medium").share_of_base.min == 30 and model.tier("medium").share_of_base.max == 40
+    assert (
+        model.tier("medium").share_of_base.min == 30
+        and model.tier("medium").share_of_base.max == 40
+    )
 
 
 @pytest.mark.parametrize("preset", PRESETS)

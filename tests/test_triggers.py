@@ -11,11 +11,15 @@ from tests.conftest import days_ago, decide, row, steady_usage
 Case = dict[str, Any]
 
 
-def usage(per_day_last: int, per_day_prev: int, event: str = "report.created") -> list[dict[str, Any]]:
+def usage(
+    per_day_last: int, per_day_prev: int, event: str = "report.created"
+) -> list[dict[str, Any]]:
     rows = []
     for d in range(60):
         n = per_day_last if d < 30 else per_day_prev
-        rows += [{"account_id": "A1", "timestamp": days_ago(d), "event": event, "user_id": "u1"}] * n
+        rows += [
+            {"account_id": "A1", "timestamp": days_ago(d), "event": event, "user_id": "u1"}
+        ] * n
     return rows
 
 
@@ -50,7 +54,11 @@ CASES: dict[str, tuple[Case, Case]] = {
     ),
     "risk.feature_abandonment": (
         {"usage_events": usage(10, 10) + events("workflow.run", 5, age=40)},
-        {"usage_events": usage(10, 10) + events("workflow.run", 5, age=40) + events("workflow.run", 1, age=29)},
+        {
+            "usage_events": usage(10, 10)
+            + events("workflow.run", 5, age=40)
+            + events("workflow.run", 1, age=29)
+        },
     ),
     "risk.ticket_spike": (
         {"tickets": tickets("how-to", [0, 5, 13])},
@@ -65,10 +73,28 @@ CASES: dict[str, tuple[Case, Case]] = {
         {"tickets": tickets("complaint", [30])},
     ),
     "risk.payment_failed": (
-        {"payments": [{"account_id": "A1", "invoice_id": "I1", "due_date": days_ago(29).date(),
-                       "amount": 100.0, "status": "failed"}]},
-        {"payments": [{"account_id": "A1", "invoice_id": "I1", "due_date": days_ago(29).date(),
-                       "amount": 100.0, "status": "paid"}]},
+        {
+            "payments": [
+                {
+                    "account_id": "A1",
+                    "invoice_id": "I1",
+                    "due_date": days_ago(29).date(),
+                    "amount": 100.0,
+                    "status": "failed",
+                }
+            ]
+        },
+        {
+            "payments": [
+                {
+                    "account_id": "A1",
+                    "invoice_id": "I1",
+                    "due_date": days_ago(29).date(),
+                    "amount": 100.0,
+                    "status": "paid",
+                }
+            ]
+        },
     ),
     "risk.downgrade_or_cancel": (
         {"tickets": tickets("cancellation", [10])},
@@ -76,8 +102,10 @@ CASES: dict[str, tuple[Case, Case]] = {
     ),
     "risk.health_low": (
         # Inactive for 40 days with a detractor score: health well under 40.
-        {"usage_events": [r for r in steady_usage() if r["timestamp"] <= days_ago(40)],
-         "nps_responses": [{"account_id": "A1", "responded_at": days_ago(10), "score": 1}]},
+        {
+            "usage_events": [r for r in steady_usage() if r["timestamp"] <= days_ago(40)],
+            "nps_responses": [{"account_id": "A1", "responded_at": days_ago(10), "score": 1}],
+        },
         {"usage_events": steady_usage()},
     ),
     "expansion.plan_capacity": (
@@ -90,12 +118,19 @@ CASES: dict[str, tuple[Case, Case]] = {
     ),
     "expansion.premium_interest": (
         {"usage_events": usage(10, 10) + events("premium.sso", 3, age=29)},
-        {"usage_events": usage(10, 10) + events("premium.sso", 2) + events("premium.sso", 1, age=30)},
+        {
+            "usage_events": usage(10, 10)
+            + events("premium.sso", 2)
+            + events("premium.sso", 1, age=30)
+        },
     ),
     "expansion.integration": (
         {"usage_events": usage(10, 10) + events("integration.slack", 1, age=29)},
-        {"usage_events": usage(10, 10) + events("integration.slack", 1, age=2)
-         + events("integration.slack", 1, age=45)},
+        {
+            "usage_events": usage(10, 10)
+            + events("integration.slack", 1, age=2)
+            + events("integration.slack", 1, age=45)
+        },
     ),
     "expansion.usage_velocity": (
         {"usage_events": usage(15, 10)},

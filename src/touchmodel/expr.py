@@ -186,7 +186,9 @@ def compile_expr(text: str, scope: Scope) -> ir.Value:
             for op, comp in zip(node.ops, node.comparators, strict=True):
                 if isinstance(op, ast.In | ast.NotIn):
                     if not isinstance(comp, ast.List | ast.Tuple):
-                        raise ExpressionError(text, "'in' needs a literal list, e.g. x in ['a', 'b']")
+                        raise ExpressionError(
+                            text, "'in' needs a literal list, e.g. x in ['a', 'b']"
+                        )
                     options = [c.value for c in comp.elts if isinstance(c, ast.Constant)]
                     if len(options) != len(comp.elts):
                         raise ExpressionError(text, "'in' lists may hold constants only")

@@ -49,14 +49,22 @@ def summarize(model: TouchModel, decided: Decided) -> RunSummary:
     total_arr = float(pc.sum(joined["arr"]).as_py() or 0.0)
     grouped = joined.group_by("tier").aggregate([("arr", "sum"), ("account_id", "count")])
     by_tier = {
-        r["tier"]: (int(r["account_id_count"]), float(r["arr_sum"] or 0.0)) for r in grouped.to_pylist()
+        r["tier"]: (int(r["account_id_count"]), float(r["arr_sum"] or 0.0))
+        for r in grouped.to_pylist()
     }
     n = d.num_rows
     tiers = []
     for t in sorted(model.tiers, key=lambda t: t.band.min):
         count, arr = by_tier.get(t.id, (0, 0.0))
         tiers.append(
-            TierRow(t.id, t.level, count, arr, count / n if n else 0.0, arr / total_arr if total_arr else 0.0)
+            TierRow(
+                t.id,
+                t.level,
+                count,
+                arr,
+                count / n if n else 0.0,
+                arr / total_arr if total_arr else 0.0,
+            )
         )
     scores = d["health_score"]
     quartiles: list[float | None] = [None] * 5

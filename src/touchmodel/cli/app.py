@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from touchmodel.cli import planning
 from touchmodel.engine import Engine
 from touchmodel.errors import TouchmodelError
 from touchmodel.model.loader import DEFAULT_PRESET, PRESETS, load_model, preset_yaml
@@ -43,7 +44,9 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except TouchmodelError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True
+            )
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -56,7 +59,9 @@ def parse_date(value: str | None) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise TouchmodelError(f"--as-of: value {value!r} -- expected a date like 2026-11-01") from None
+        raise TouchmodelError(
+            f"--as-of: value {value!r} -- expected a date like 2026-11-01"
+        ) from None
 
 
 @contextmanager
@@ -71,7 +76,8 @@ def steps() -> Iterator[Callable[[str], None]]:
 
 
 ModelOpt = Annotated[
-    str, typer.Option("--model", "-m", help=f"Preset ({', '.join(PRESETS)}) or touch-model YAML file.")
+    str,
+    typer.Option("--model", "-m", help=f"Preset ({', '.join(PRESETS)}) or touch-model YAML file."),
 ]
 AsOfOpt = Annotated[
     str | None, typer.Option("--as-of", help="Decide as of this date (YYYY-MM-DD). Default: today.")
@@ -81,16 +87,23 @@ AsOfOpt = Annotated[
 @app.command()
 @user_errors
 def run(
-    data: Annotated[Path, typer.Option("--data", "-d", help="Folder of CSV/Parquet files, one per table.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for decisions and reports.")] = Path("out"),
+    data: Annotated[
+        Path, typer.Option("--data", "-d", help="Folder of CSV/Parquet files, one per table.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for decisions and reports.")
+    ] = Path("out"),
     model: ModelOpt = DEFAULT_PRESET,
     mapping: Annotated[
-        Path | None, typer.Option("--mapping", help="Mapping file: column renames, value maps, derived fields.")
+        Path | None,
+        typer.Option("--mapping", help="Mapping file: column renames, value maps, derived fields."),
     ] = None,
     as_of: AsOfOpt = None,
     max_reject_rate: Annotated[
         float | None,
-        typer.Option(help="Fail when more than this share of a table's rows is rejected (default 0.05)."),
+        typer.Option(
+            help="Fail when more than this share of a table's rows is rejected (default 0.05)."
+        ),
     ] = None,
 ) -> None:
     """Decide for every account in a data folder and write decisions.csv / decisions.parquet."""
@@ -99,11 +112,18 @@ def run(
 
     when = parse_date(as_of)
     if max_reject_rate is not None and not 0 <= max_reject_rate <= 1:
-        raise TouchmodelError(f"--max-reject-rate: value {max_reject_rate} -- expected a share from 0 to 1")
+        raise TouchmodelError(
+            f"--max-reject-rate: value {max_reject_rate} -- expected a share from 0 to 1"
+        )
     engine = Engine.from_spec(model)
     with steps() as step:
         result = engine.run(
-            data, as_of=when, mapping=mapping, out=out, max_reject_rate=max_reject_rate, progress=step
+            data,
+            as_of=when,
+            mapping=mapping,
+            out=out,
+            max_reject_rate=max_reject_rate,
+            progress=step,
         )
     render_summary(console, summarize(engine.model, result), result)
 
@@ -111,8 +131,12 @@ def run(
 @app.command()
 @user_errors
 def demo(
-    accounts: Annotated[int, typer.Option("--accounts", "-n", min=1, help="Number of accounts to generate.")] = 2000,
-    folder: Annotated[Path, typer.Option("--dir", help="Where the demo data and outputs go.")] = Path("demo-out"),
+    accounts: Annotated[
+        int, typer.Option("--accounts", "-n", min=1, help="Number of accounts to generate.")
+    ] = 2000,
+    folder: Annotated[
+        Path, typer.Option("--dir", help="Where the demo data and outputs go.")
+    ] = Path("demo-out"),
     model: ModelOpt = DEFAULT_PRESET,
     as_of: AsOfOpt = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 7,
@@ -164,6 +188,9 @@ def model_check(file: Annotated[Path, typer.Argument(help="A touch-model YAML fi
         f"{file}: OK - model '{m.name}', {len(m.tiers)} tiers, {len(m.health.measures)} health measures, "
         f"{len(m.triggers)} triggers, {len(m.routes)} routes"
     )
+
+
+planning.register(app)
 
 
 def main() -> None:

@@ -15,14 +15,18 @@ def _money(x: float) -> str:
 
 def render_summary(console: Console, summary: RunSummary, result: RunResult) -> None:
     """Print the end-of-run summary: tiers, health, stages, triggers, inputs and files."""
-    tiers = Table(title=f"Accounts and ARR per tier (as of {result.as_of}, model '{result.model_name}')")
+    tiers = Table(
+        title=f"Accounts and ARR per tier (as of {result.as_of}, model '{result.model_name}')"
+    )
     for col, justify in [("tier", "left"), ("level", "left"), ("accounts", "right"),
                          ("% accounts", "right"), ("ARR", "right"), ("% ARR", "right")]:  # fmt: skip
         tiers.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in summary.tiers:
         tiers.add_row(r.tier, r.level, f"{r.accounts:,}", f"{r.share_accounts:.1%}", _money(r.arr),
                       f"{r.share_arr:.1%}")  # fmt: skip
-    tiers.add_row("total", "", f"{summary.accounts:,}", "100%", _money(summary.arr), "100%", style="bold")
+    tiers.add_row(
+        "total", "", f"{summary.accounts:,}", "100%", _money(summary.arr), "100%", style="bold"
+    )
     console.print(tiers)
 
     health = Table(title="Health")
@@ -30,9 +34,6 @@ def render_summary(console: Console, summary: RunSummary, result: RunResult) -> 
     health.add_column("accounts", justify="right")
     for grade, n in sorted(summary.grades.items(), key=lambda kv: -kv[1]):
         health.add_row(grade, f"{n:,}")
-    q = summary.health_quartiles
-    if q[0] is not None:
-        health.caption = f"score min {q[0]} | p25 {q[1]} | median {q[2]} | p75 {q[3]} | max {q[4]}"
     stages = Table(title="Lifecycle stage and touch level")
     stages.add_column("stage")
     stages.add_column("accounts", justify="right")
@@ -42,6 +43,9 @@ def render_summary(console: Console, summary: RunSummary, result: RunResult) -> 
         if level in summary.touch_levels:
             stages.add_row(f"touch level {level}", f"{summary.touch_levels[level]:,}", style="dim")
     console.print(health)
+    q = summary.health_quartiles
+    if q[0] is not None:
+        console.print(f"Health score: min {q[0]}, p25 {q[1]}, median {q[2]}, p75 {q[3]}, max {q[4]}")
     console.print(stages)
 
     trig = Table(title="Triggers fired, by family and route")
@@ -60,7 +64,9 @@ def render_summary(console: Console, summary: RunSummary, result: RunResult) -> 
             console.print(f"  {r.id}: {r.reason}")
     if result.missing_tables:
         console.print(f"Tables not provided: {', '.join(result.missing_tables)}")
-    rejected = {t: v for t, v in result.rejects.items() if v.get("rejected") or v.get("values_nulled")}
+    rejected = {
+        t: v for t, v in result.rejects.items() if v.get("rejected") or v.get("values_nulled")
+    }
     if rejected:
         console.print("[yellow]Input problems[/yellow] (see rejected_rows.csv):")
         for table, v in rejected.items():

@@ -31,7 +31,9 @@ class InactiveRule:
     reason: str
 
 
-def _scope(table: ir.Table, as_of: dt.date, functions: dict[str, Callable[..., ir.Value]] | None = None) -> Scope:
+def _scope(
+    table: ir.Table, as_of: dt.date, functions: dict[str, Callable[..., ir.Value]] | None = None
+) -> Scope:
     asof = ibis.literal(as_of, type="date")
 
     def resolve(name: str) -> ir.Value:
@@ -62,7 +64,9 @@ def split_triggers(
     return active, inactive
 
 
-def trigger_columns(table: ir.Table, triggers: list[Trigger], as_of: dt.date) -> dict[str, ir.Value]:
+def trigger_columns(
+    table: ir.Table, triggers: list[Trigger], as_of: dt.date
+) -> dict[str, ir.Value]:
     """One ``fired__<id>`` boolean per trigger; a null condition counts as not fired."""
     scope = _scope(table, as_of)
     return {fired_col(t.id): compile_expr(t.when, scope).fill_null(False) for t in triggers}
@@ -132,7 +136,9 @@ def _fired_evidence(ov: Override, trigger_ids: list[str], table: ir.Table) -> ir
     )
 
 
-def route_columns(model: TouchModel, table: ir.Table, triggers: list[Trigger]) -> dict[str, ir.Value]:
+def route_columns(
+    model: TouchModel, table: ir.Table, triggers: list[Trigger]
+) -> dict[str, ir.Value]:
     """``triggers`` and ``routes``: fired ids and their resolved route ids, in the same order."""
     fired_ids: list[ir.Value] = []
     routes: list[ir.Value] = []

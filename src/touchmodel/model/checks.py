@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import re
+from itertools import pairwise
 
 from touchmodel.errors import ExpressionError
 from touchmodel.expr import called_functions, referenced_names
@@ -59,14 +60,12 @@ def _check_tiers(model: TouchModel) -> list[str]:
             )
         expected_min = band.max if band.max is not None else expected_min
     # Levels must not go down as bands go up.
-    ranks = [LEVELS.index(model.tiers[i].level) for i in order]
-    for a, b in zip(order, order[1:], strict=False):
+    for a, b in pairwise(order):
         if LEVELS.index(model.tiers[b].level) < LEVELS.index(model.tiers[a].level):
             problems.append(
                 f"tiers[{b}].level: value {model.tiers[b].level!r} -- levels out of order: expected "
                 f"at least {model.tiers[a].level!r}, the level of the band below ({model.tiers[a].id!r})"
             )
-    del ranks
     for i, t in enumerate(model.tiers):
         for field in ("accounts_per_csm", "cost_per_account", "share_of_base"):
             r = getattr(t, field)
@@ -80,7 +79,9 @@ def _check_tiers(model: TouchModel) -> list[str]:
             )
     st = model.tiering.strategic_tier
     if st is not None and st not in ids:
-        problems.append(f"tiering.strategic_tier: value {st!r} -- expected one of the tier ids {ids}")
+        problems.append(
+            f"tiering.strategic_tier: value {st!r} -- expected one of the tier ids {ids}"
+        )
     return problems
 
 
@@ -93,9 +94,13 @@ def _check_health(model: TouchModel, names: set[str]) -> list[str]:
         )
     for i, m in enumerate(model.health.measures):
         if m.signal not in names:
-            problems.append(f"health.measures[{i}].signal: value {m.signal!r} -- expected a known signal")
+            problems.append(
+                f"health.measures[{i}].signal: value {m.signal!r} -- expected a known signal"
+            )
         if m.bad == m.good:
-            problems.append(f"health.measures[{i}].good: value {m.good:g} -- expected a value different from bad")
+            problems.append(
+                f"health.measures[{i}].good: value {m.good:g} -- expected a value different from bad"
+            )
     ids = [m.id for m in model.health.measures]
     for i, mid in enumerate(ids):
         if ids.index(mid) != i:
@@ -110,7 +115,9 @@ def _check_health(model: TouchModel, names: set[str]) -> list[str]:
     return problems
 
 
-def _check_expression(text: str, path: str, names: set[str], allowed_functions: set[str]) -> list[str]:
+def _check_expression(
+    text: str, path: str, names: set[str], allowed_functions: set[str]
+) -> list[str]:
     try:
         used = referenced_names(text)
         calls = called_functions(text)
@@ -125,7 +132,9 @@ def _check_expression(text: str, path: str, names: set[str], allowed_functions: 
         )
     for fn, _args in calls:
         if fn in _OVERRIDE_FUNCTIONS and fn not in allowed_functions:
-            problems.append(f"{path}: value {text!r} -- {fn}() is only allowed in lifecycle overrides")
+            problems.append(
+                f"{path}: value {text!r} -- {fn}() is only allowed in lifecycle overrides"
+            )
     return problems
 
 
@@ -153,7 +162,9 @@ def _check_routes(model: TouchModel, names: set[str]) -> list[str]:
                     "'below', and the last to have none"
                 )
             elif belows[:-1] != sorted(belows[:-1]):  # type: ignore[type-var]
-                problems.append(f"routes.{rid}.bands: value {belows} -- expected increasing 'below' values")
+                problems.append(
+                    f"routes.{rid}.bands: value {belows} -- expected increasing 'below' values"
+                )
         elif route.team not in model.teams:
             problems.append(
                 f"routes.{rid}.team: value {route.team!r} -- expected one of the teams {model.teams}"
@@ -174,7 +185,9 @@ def _check_events(model: TouchModel) -> list[str]:
         for j, p in enumerate(patterns):
             core = p.lstrip("!")
             if not core or not re.fullmatch(r"[^\s]+", core):
-                problems.append(f"events.{name}[{j}]: value {p!r} -- expected an event name or glob")
+                problems.append(
+                    f"events.{name}[{j}]: value {p!r} -- expected an event name or glob"
+                )
     return problems
 
 
@@ -204,7 +217,9 @@ def check_model(model: TouchModel) -> list[str]:
     seen |= {s.name for s in model.signals if isinstance(s, EventSignal)}
     for i, sig in enumerate(model.signals):
         if sig.name in BY_NAME or sig.name in ACCOUNT_COLUMNS:
-            problems.append(f"signals[{i}].name: value {sig.name!r} -- expected a name not already built in")
+            problems.append(
+                f"signals[{i}].name: value {sig.name!r} -- expected a name not already built in"
+            )
         if isinstance(sig, ExprSignal):
             problems += _check_expression(sig.expr, f"signals[{i}].expr", seen, set())
         seen.add(sig.name)
@@ -229,15 +244,17 @@ def check_model(model: TouchModel) -> list[str]:
                 if fn == "fired":
                     pattern = args[0] if args else None
                     if not isinstance(pattern, str):
-                        problems.append(f"{path}.when: fired() -- expected a quoted trigger id or glob")
-                    elif not any(fnmatch.fnmatchcase(t, pattern) for t in trigger_ids):
                         problems.append(
-                            f"{path}.when: value {pattern!r} -- matches no trigger id"
+                            f"{path}.when: fired() -- expected a quoted trigger id or glob"
                         )
+                    elif not any(fnmatch.fnmatchcase(t, pattern) for t in trigger_ids):
+                        problems.append(f"{path}.when: value {pattern!r} -- matches no trigger id")
         except ExpressionError:
             pass  # already reported by _check_expression
     stages = [ov.stage for ov in model.lifecycle.overrides]
     for i, st in enumerate(stages):
         if stages.index(st) != i:
-            problems.append(f"lifecycle.overrides[{i}].stage: value {st!r} -- expected each stage once")
+            problems.append(
+                f"lifecycle.overrides[{i}].stage: value {st!r} -- expected each stage once"
+            )
     return problems

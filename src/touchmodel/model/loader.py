@@ -43,7 +43,8 @@ def preset_dict(name: str) -> dict[str, Any]:
     """A shipped preset as a plain dict: the shared defaults plus the preset's tiers."""
     if name not in PRESETS:
         raise ModelFileError(
-            f"preset:{name}", [f"(top level): unknown preset {name!r}, expected one of {', '.join(PRESETS)}"]
+            f"preset:{name}",
+            [f"(top level): unknown preset {name!r}, expected one of {', '.join(PRESETS)}"],
         )
     common = yaml.safe_load(_preset_text("_common"))
     specific = yaml.safe_load(_preset_text(name))
@@ -60,7 +61,9 @@ def preset_yaml(name: str) -> str:
         f"# touchmodel preset '{name}'. Copy this file, edit it, and check it with\n"
         f"#   touchmodel model check my-model.yaml\n"
     )
-    return header + yaml.safe_dump(preset_dict(name), sort_keys=False, allow_unicode=True, width=100)
+    return header + yaml.safe_dump(
+        preset_dict(name), sort_keys=False, allow_unicode=True, width=100
+    )
 
 
 def model_from_dict(data: Any, source: str) -> TouchModel:
@@ -79,7 +82,9 @@ def model_from_dict(data: Any, source: str) -> TouchModel:
             if err["type"] == "missing":
                 problems.append(f"{dotted(err['loc'])}: missing -- this key is required")
             elif err["type"] == "extra_forbidden":
-                problems.append(f"{dotted(err['loc'])}: unknown key -- remove it or check its spelling")
+                problems.append(
+                    f"{dotted(err['loc'])}: unknown key -- remove it or check its spelling"
+                )
             else:
                 problems.append(f"{dotted(err['loc'])}: value {shown} -- {err['msg']}")
         raise ModelFileError(source, problems) from None

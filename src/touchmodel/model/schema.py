@@ -68,7 +68,8 @@ class Tiering(_Strict):
 
     signal: str = "arr"
     strategic_tier: str | None = Field(
-        default=None, description="Tier that strategic accounts are lifted into, whatever their band."
+        default=None,
+        description="Tier that strategic accounts are lifted into, whatever their band.",
     )
 
 
@@ -90,7 +91,13 @@ class EventGroups(_Strict):
         fixed = {
             k: getattr(self, k)
             for k in (
-                "usage", "core", "premium", "integration", "executive", "milestone", "seats",
+                "usage",
+                "core",
+                "premium",
+                "integration",
+                "executive",
+                "milestone",
+                "seats",
                 "seats_removed",
             )
         }

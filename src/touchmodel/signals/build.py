@@ -16,11 +16,12 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 
 import ibis
 import ibis.expr.types as ir
 
-from touchmodel.expr import Scope, compile_expr
+from touchmodel.expr import Scope, compile_expr, referenced_names
 from touchmodel.model.schema import EventSignal, ExprSignal, TouchModel
 from touchmodel.signals.catalog import BUILTIN
 
@@ -101,7 +102,9 @@ def _usage_signals(events: ir.Table, model: TouchModel, as_of: ir.DateValue) -> 
     for sig in model.signals:
         if isinstance(sig, EventSignal):
             window = in_group(sig.events) & (e._age < sig.window_days)
-            metrics[sig.name] = e.count(where=window) if sig.aggregate == "count" else qty.sum(where=window)
+            metrics[sig.name] = (
+                e.count(where=window) if sig.aggregate == "count" else qty.sum(where=window)
+            )
     return e.group_by("account_id").aggregate(**metrics)
 
 
@@ -127,7 +130,9 @@ def _ticket_signals(tickets: ir.Table, model: TouchModel, as_of: ir.DateValue) -
     return t.group_by("account_id").aggregate(
         tickets_14d=t.count(where=t._age < 14),
         tickets_30d=t.count(where=last30),
-        complaint_tickets_30d=t.count(where=last30 & category.isin([c.lower() for c in cats.complaint])),
+        complaint_tickets_30d=t.count(
+            where=last30 & category.isin([c.lower() for c in cats.complaint])
+        ),
         downgrade_cancel_tickets_30d=t.count(
             where=last30 & category.isin([c.lower() for c in cats.downgrade_or_cancel])
         ),
@@ -143,7 +148,9 @@ def _nps_signals(nps: ir.Table, as_of: ir.DateValue) -> ir.Table:
         nps_latest_days_ago=n._age.min(),
     )
     return agg.mutate(
-        nps_score_180d=ibis.ifelse(agg.nps_latest_days_ago <= 180, agg.nps_latest_score, _NUMERIC_NULL)
+        nps_score_180d=ibis.ifelse(
+            agg.nps_latest_days_ago <= 180, agg.nps_latest_score, _NUMERIC_NULL
+        )
     )
 
 
@@ -158,13 +165,17 @@ def _payment_signals(payments: ir.Table, as_of: ir.DateValue) -> ir.Table:
 
 def _contact_signals(contacts: ir.Table, model: TouchModel) -> ir.Table:
     is_exec = contacts.title.fill_null("").re_search(model.executive_titles)
-    return contacts.group_by("account_id").aggregate(executive_contacts=contacts.count(where=is_exec))
+    return contacts.group_by("account_id").aggregate(
+        executive_contacts=contacts.count(where=is_exec)
+    )
 
 
 def _next_anniversary(start: ir.DateValue, as_of: ir.DateValue) -> ir.DateValue:
     years = (as_of.year() - start.year()).as_interval("Y")
     candidate = (start + years).cast("date")
-    return ibis.ifelse(candidate < as_of, (candidate + ibis.interval(years=1)).cast("date"), candidate)
+    return ibis.ifelse(
+        candidate < as_of, (candidate + ibis.interval(years=1)).cast("date"), candidate
+    )
 
 
 def _expansion_value(accounts: ir.Table, model: TouchModel) -> ir.Value:
@@ -173,16 +184,14 @@ def _expansion_value(accounts: ir.Table, model: TouchModel) -> ir.Value:
         return accounts.arr.cast("float64")
     steps = [
         (accounts.plan == cur.id, ibis.literal(nxt.annual_price / cur.annual_price - 1))
-        for cur, nxt in zip(priced, priced[1:], strict=False)
+        for cur, nxt in pairwise(priced)
     ]
     # The top plan has no next step: its expansion value is its ARR (more seats/usage).
     step = ibis.cases(*steps, else_=ibis.literal(1.0))
     return accounts.arr.cast("float64") * step
 
 
-def build_signals(
-    tables: Mapping[str, ir.Table], model: TouchModel, as_of: dt.date
-) -> SignalTable:
+def build_signals(tables: Mapping[str, ir.Table], model: TouchModel, as_of: dt.date) -> SignalTable:
     """All built-in and user signals for every account in ``tables['accounts']``."""
     asof = ibis.literal(as_of, type="date")
     accounts = tables["accounts"]
@@ -192,14 +201,18 @@ def build_signals(
             unavailable[info.name] = f"table '{info.table}' is missing"
 
     contract_start = accounts.contract_start.cast("date")
-    renewal = ibis.coalesce(accounts.renewal_date.cast("date"), _next_anniversary(contract_start, asof))
+    renewal = ibis.coalesce(
+        accounts.renewal_date.cast("date"), _next_anniversary(contract_start, asof)
+    )
     lowest = model.plans[0].id if model.plans else None
     base = accounts.mutate(
         days_since_start=_age(asof, contract_start),
         renewal_date_effective=renewal,
         days_to_renewal=renewal.delta(asof, unit="day"),
         has_csm=accounts.csm.notnull() & (accounts.csm.strip() != ""),
-        is_lowest_plan=(accounts.plan == lowest).fill_null(False) if lowest else ibis.literal(False),
+        is_lowest_plan=(accounts.plan == lowest).fill_null(False)
+        if lowest
+        else ibis.literal(False),
         expansion_value=_expansion_value(accounts, model),
     )
 
@@ -236,20 +249,22 @@ def build_signals(
     if "usage_30d" in cols:
         u30 = joined.usage_30d.fill_null(0)
         prev = joined.usage_prev_30d.fill_null(0)
-        fills["usage_change_pct"] = ibis.ifelse(prev > 0, (u30 - prev) * 100.0 / prev, _NUMERIC_NULL)
+        fills["usage_change_pct"] = ibis.ifelse(
+            prev > 0, (u30 - prev) * 100.0 / prev, _NUMERIC_NULL
+        )
         fills["days_inactive"] = ibis.coalesce(
             joined._last_usage_age, ibis.greatest(joined.days_since_start, 0)
         )
         limit = joined.plan_limit.cast("float64")
         fills["plan_utilization"] = ibis.ifelse(limit > 0, u30 / limit, _NUMERIC_NULL)
-        fills["seats_change_30d"] = joined._seats_added.fill_null(0) - joined._seats_removed.fill_null(0)
+        fills["seats_change_30d"] = joined._seats_added.fill_null(
+            0
+        ) - joined._seats_removed.fill_null(0)
         fills["integration_first_use_30d"] = (joined._first_integration_age < 30).fill_null(False)
     joined = joined.mutate(**fills)
     # Missing tables still give the column (as null) so every rule compiles;
     # rules that need them are reported inactive instead of evaluated.
-    missing_cols = {
-        info.name: _NUMERIC_NULL for info in BUILTIN if info.name not in joined.columns
-    }
+    missing_cols = {info.name: _NUMERIC_NULL for info in BUILTIN if info.name not in joined.columns}
     for sig in model.signals:
         if isinstance(sig, EventSignal) and sig.name not in joined.columns:
             missing_cols[sig.name] = _NUMERIC_NULL
@@ -260,6 +275,11 @@ def build_signals(
     # User expression signals, in file order, each may use the ones before it.
     for sig in model.signals:
         if isinstance(sig, ExprSignal):
+            needs = sorted(n for n in referenced_names(sig.expr) if n in unavailable)
+            if needs:
+                unavailable[sig.name] = f"needs {', '.join(needs)}: " + "; ".join(
+                    sorted({unavailable[n] for n in needs})
+                )
             current = joined
             value = compile_expr(sig.expr, Scope(resolve=lambda n, t=current: _resolve(t, n, asof)))
             joined = joined.mutate(**{sig.name: value})

@@ -131,3 +131,13 @@ CONTACTS = TableSpec(
 TABLES: dict[str, TableSpec] = {
     t.name: t for t in (ACCOUNTS, USAGE_EVENTS, TICKETS, NPS_RESPONSES, PAYMENTS, CONTACTS)
 }
+
+# Contract column type -> Ibis type of the loaded (validated) column.
+IBIS_TYPES: dict[str, str] = {
+    "string": "string",
+    "number": "float64",
+    "integer": "int64",
+    "date": "date",
+    "timestamp": "timestamp",
+    "bool": "boolean",
+}

@@ -1,0 +1,1 @@
+"""Seeded demo data that follows the data contract (SPEC.md §10)."""
