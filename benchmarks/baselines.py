@@ -97,7 +97,8 @@ TRIGGERS = (
 # engine does, so neither side skips work the other does.
 SIGNAL_COLUMNS = (
     "usage_30d", "usage_prev_30d", "usage_change_pct", "active_users_30d", "days_inactive",
-    "plan_utilization", "seats_change_30d", "premium_events_30d", "integration_events_30d",
+    "plan_utilization", "seats_change_30d", "premium_events_30d", "premium_feature_max_30d",
+    "integration_events_30d",
     "integration_first_use_30d", "executive_events_30d", "milestone_events_30d",
     "core_features_abandoned", "tickets_14d", "tickets_30d", "complaint_tickets_30d",
     "downgrade_cancel_tickets_30d", "nps_latest_score", "nps_latest_days_ago", "nps_score_180d",
@@ -178,6 +179,14 @@ usage AS (
   FROM ev
   GROUP BY account_id
 ),
+-- the most uses of any one premium feature in the last 30 days
+premium AS (
+  SELECT account_id, MAX(n) AS premium_feature_max_30d
+  FROM (SELECT account_id, event, COUNT(*) AS n FROM ev
+        WHERE starts_with(event, 'premium.') AND age < 30
+        GROUP BY account_id, event)
+  GROUP BY account_id
+),
 -- distinct users: DISTINCT then count is faster in DuckDB than COUNT(DISTINCT) FILTER
 active AS (
   SELECT account_id, COUNT(*) AS active_users_30d
@@ -200,9 +209,10 @@ tk AS (
 ),
 nps AS (
   SELECT account_id,
-    arg_min(score::DOUBLE, age * 100 + score) AS nps_latest_score,
+    -- the latest response; two at the same instant: the lower score
+    arg_max(score::DOUBLE, epoch_us(responded_at) * 16 + (10 - score)) AS nps_latest_score,
     MIN(age) AS nps_latest_days_ago
-  FROM (SELECT account_id, score,
+  FROM (SELECT account_id, score, responded_at,
                date_diff('day', CAST(responded_at AS DATE), {asof}) AS age
         FROM read_parquet({f["nps_responses"]}))
   WHERE age >= 0
@@ -231,15 +241,21 @@ acc AS (
     COALESCE(plan = 'starter', FALSE) AS is_lowest_plan,
     arr::DOUBLE AS expansion_value,
     date_diff('day', CAST(contract_start AS DATE), {asof}) AS days_since_start,
-    -- renewal_date, else the next anniversary of contract_start (as-of day included)
+    -- renewal_date, else the first anniversary of contract_start on or after the
+    -- as-of date (and after the start)
     COALESCE(CAST(renewal_date AS DATE), CASE
       WHEN CAST(contract_start AS DATE) + to_years(year({asof}) - year(contract_start)) < {asof}
+        OR CAST(contract_start AS DATE) + to_years(year({asof}) - year(contract_start))
+           <= CAST(contract_start AS DATE)
       THEN CAST(CAST(contract_start AS DATE) + to_years(year({asof}) - year(contract_start))
                 + INTERVAL 1 YEAR AS DATE)
       ELSE CAST(CAST(contract_start AS DATE) + to_years(year({asof}) - year(contract_start))
                 AS DATE)
     END) AS renewal_date_effective
   FROM read_parquet({f["accounts"]})
+  -- customers on the as-of date only: not churned by then, contract started
+  WHERE NOT COALESCE(CAST(churned_on AS DATE) <= {asof}, FALSE)
+    AND CAST(contract_start AS DATE) <= {asof}
 ),
 sig AS (
   SELECT acc.account_id, acc.arr, acc.strategic, acc.has_csm, acc.is_lowest_plan,
@@ -256,6 +272,7 @@ sig AS (
     END AS plan_utilization,
     COALESCE(u.seats_added, 0) - COALESCE(u.seats_removed, 0) AS seats_change_30d,
     COALESCE(u.premium_events_30d, 0) AS premium_events_30d,
+    COALESCE(premium.premium_feature_max_30d, 0) AS premium_feature_max_30d,
     COALESCE(u.integration_events_30d, 0) AS integration_events_30d,
     COALESCE(u.first_integration_age < 30, FALSE) AS integration_first_use_30d,
     COALESCE(u.executive_events_30d, 0) AS executive_events_30d,
@@ -266,12 +283,13 @@ sig AS (
     COALESCE(tk.complaint_tickets_30d, 0) AS complaint_tickets_30d,
     COALESCE(tk.downgrade_cancel_tickets_30d, 0) AS downgrade_cancel_tickets_30d,
     nps.nps_latest_score, nps.nps_latest_days_ago,
-    CASE WHEN nps.nps_latest_days_ago <= 180 THEN nps.nps_latest_score END AS nps_score_180d,
+    CASE WHEN nps.nps_latest_days_ago < 180 THEN nps.nps_latest_score END AS nps_score_180d,
     COALESCE(pay.failed_payments_30d, 0) AS failed_payments_30d,
     COALESCE(pay.failed_payments_90d, 0) AS failed_payments_90d,
     COALESCE(ct.executive_contacts, 0) AS executive_contacts
   FROM acc
   LEFT JOIN usage u USING (account_id)
+  LEFT JOIN premium USING (account_id)
   LEFT JOIN active USING (account_id)
   LEFT JOIN tk USING (account_id)
   LEFT JOIN nps USING (account_id)
@@ -327,14 +345,14 @@ fired AS (
     COALESCE(days_inactive >= 30, FALSE) AS f_inactive,
     core_features_abandoned > 0 AS f_feature_abandonment,
     tickets_14d >= 3 AS f_ticket_spike,
-    COALESCE(nps_latest_score <= 6 AND nps_latest_days_ago <= 90, FALSE) AS f_nps_detractor,
+    COALESCE(nps_latest_score <= 6 AND nps_latest_days_ago < 90, FALSE) AS f_nps_detractor,
     complaint_tickets_30d > 0 AS f_negative_feedback,
     failed_payments_30d > 0 AS f_payment_failed,
     downgrade_cancel_tickets_30d > 0 AS f_downgrade_or_cancel,
     COALESCE(health_score < 40, FALSE) AS f_health_low,
     COALESCE(plan_utilization >= 0.8, FALSE) AS f_plan_capacity,
     seats_change_30d > 0 AS f_seat_growth,
-    premium_events_30d >= 3 AS f_premium_interest,
+    premium_feature_max_30d >= 3 AS f_premium_interest,
     integration_first_use_30d AS f_integration,
     COALESCE(usage_prev_30d > 0 AND usage_change_pct >= 50, FALSE) AS f_usage_velocity,
     premium_events_30d > 0 AND is_lowest_plan AS f_feature_on_starter,
@@ -493,8 +511,12 @@ def _days(values: Any, as_of: dt.date) -> Any:
         s = s.dt.tz_convert("UTC").dt.tz_localize(None)
     elif not pd.api.types.is_datetime64_any_dtype(s.dtype):
         s = pd.to_datetime(s)
-    day = s.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
-    return np.datetime64(as_of, "D").astype(np.int64) - day
+    days = s.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+    out = np.datetime64(as_of, "D").astype(np.int64) - days.astype(np.int64)
+    missing = np.isnat(days)
+    if missing.any():  # NaN, so that every comparison with a missing date is false
+        return np.where(missing, np.nan, out)
+    return out
 
 
 def _codes(keys: Any, index: Any) -> Any:
@@ -535,8 +557,12 @@ def run_pandas(data: Path, as_of: dt.date) -> Any:
     acc = read(
         "accounts",
         ["account_id", "arr", "contract_start", "renewal_date", "plan", "plan_limit",
-         "strategic", "csm"],
+         "strategic", "csm", "churned_on"],
     )  # fmt: skip
+    # customers on the as-of date only: not churned by then, contract started
+    churned = _days(acc["churned_on"], as_of) >= 0
+    not_started = _days(acc["contract_start"], as_of) < 0
+    acc = acc.loc[~churned & ~not_started].reset_index(drop=True)
     n = len(acc)
     index = pd.Index(acc["account_id"])
 
@@ -605,6 +631,17 @@ def run_pandas(data: Path, as_of: dt.date) -> Any:
         users.dropna().drop_duplicates().groupby("acc").size().reindex(np.arange(n), fill_value=0)
     )
     del users
+    # the most uses of any one premium feature in the last 30 days
+    is_premium = flag(starts("premium.")) & last30
+    premium_per_feature = frame({"acc": acc_code[is_premium], "event": ecode[is_premium]})
+    premium_max = (
+        premium_per_feature.groupby(["acc", "event"], sort=False)
+        .size()
+        .groupby(level="acc")
+        .max()
+        .reindex(np.arange(n), fill_value=0)
+        .to_numpy()
+    )
     # core-feature abandonment: per (account, core event) over the last 60 days
     is_core = flag(names.isin(CORE_EVENTS)) & (age < 60)
     core = frame({"acc": acc_code[is_core], "event": ecode[is_core], "last": last30[is_core]})
@@ -634,20 +671,23 @@ def run_pandas(data: Path, as_of: dt.date) -> Any:
         .reindex(np.arange(n), fill_value=0)
     )
 
-    # NPS: the latest response, the lower score on a tie
+    # NPS: the latest response, the lower score when two share the instant
     nps = read("nps_responses", ["account_id", "responded_at", "score"])
     responses = frame(
         {
             "acc": _codes(nps["account_id"], index),
+            "at": nps["responded_at"].to_numpy(),
             "age": _days(nps["responded_at"], as_of),
             "score": nps["score"].astype("float64").to_numpy(),
         }
     )
-    responses = responses[responses["age"] >= 0].sort_values(["acc", "age", "score"])
+    responses = responses[responses["age"] >= 0].sort_values(
+        ["acc", "at", "score"], ascending=[True, False, True]
+    )
     latest = responses.drop_duplicates("acc").set_index("acc").reindex(np.arange(n))
     nps_score = latest["score"].to_numpy()
     nps_days = latest["age"].to_numpy()
-    nps_180 = np.where(nps_days <= 180, nps_score, nan)
+    nps_180 = np.where(nps_days < 180, nps_score, nan)
 
     # payments
     pay = read("payments", ["account_id", "due_date", "status"])
@@ -691,7 +731,8 @@ def run_pandas(data: Path, as_of: dt.date) -> Any:
 
     candidate = anniversary(as_of.year, day)
     next_year = anniversary(as_of.year + 1, candidate.dt.day.to_numpy())
-    next_anniversary = candidate.where(candidate >= pd.Timestamp(as_of), next_year)
+    too_early = (candidate < pd.Timestamp(as_of)) | (candidate <= start)
+    next_anniversary = candidate.where(~too_early, next_year)
     renewal = pd.to_datetime(acc["renewal_date"]).fillna(next_anniversary)
     days_to_renewal = -_days(renewal, as_of)
     arr = acc["arr"].astype("float64").to_numpy()
@@ -761,14 +802,14 @@ def run_pandas(data: Path, as_of: dt.date) -> Any:
         "risk.inactive": days_inactive >= 30,
         "risk.feature_abandonment": core_abandoned > 0,
         "risk.ticket_spike": tickets_14d >= 3,
-        "risk.nps_detractor": (nps_score <= 6) & (nps_days <= 90),
+        "risk.nps_detractor": (nps_score <= 6) & (nps_days < 90),
         "risk.negative_feedback": tickets["complaint"].to_numpy() > 0,
         "risk.payment_failed": payments["f30"].to_numpy() > 0,
         "risk.downgrade_or_cancel": tickets["downgrade"].to_numpy() > 0,
         "risk.health_low": health < 40,
         "expansion.plan_capacity": utilization >= 0.8,
         "expansion.seat_growth": seats_change > 0,
-        "expansion.premium_interest": premium >= 3,
+        "expansion.premium_interest": premium_max >= 3,
         "expansion.integration": integration_first,
         "expansion.usage_velocity": (uprev > 0) & (change >= 50),
         "complexity.enterprise_feature_on_starter": (premium > 0) & is_lowest,
@@ -846,6 +887,7 @@ def run_pandas(data: Path, as_of: dt.date) -> Any:
             "plan_utilization": utilization,
             "seats_change_30d": seats_change,
             "premium_events_30d": premium,
+            "premium_feature_max_30d": premium_max,
             "integration_events_30d": usage["integration_events_30d"].fillna(0).to_numpy(),
             "integration_first_use_30d": integration_first,
             "executive_events_30d": executive_events,

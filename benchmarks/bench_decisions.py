@@ -21,10 +21,12 @@ import datetime as dt
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,21 @@ import baselines  # noqa: E402  (stdlib only at import time; pandas/duckdb load 
 from baselines import SIGNAL_COLUMNS  # noqa: E402
 
 IMPLS = ("engine", "sql", "pandas")
+# Imported before the clock starts (see worker()).
+LIBRARIES = {
+    "engine": (
+        "ibis", "duckdb", "pandas", "pyarrow.parquet", "sqlglot.dialects.duckdb",
+        "ibis.backends.duckdb", "ibis.backends.duckdb.converter", "ibis.formats.pandas",
+        "ibis.formats.pyarrow", "ibis.formats.numpy", "ibis.expr.types.groupby",
+        "touchmodel.engine", "touchmodel.sources.loader", "touchmodel.sources.mapping",
+        "touchmodel.model.presets", "importlib.readers", "importlib.resources.readers",
+    ),
+    "sql": ("duckdb", "pyarrow"),
+    "pandas": (
+        "numpy", "pandas", "pyarrow.parquet", "pyarrow.dataset", "pyarrow.pandas_compat",
+        "pandas.core.arrays.arrow.extension_types",
+    ),
+}  # fmt: skip
 DEFAULT_AS_OF = dt.date(2026, 11, 1)
 TARGET_ENGINE_OVER_SQL = 1.5
 TARGET_PANDAS_OVER_ENGINE = 2.0
@@ -63,8 +80,6 @@ def peak_rss_mb() -> float:
     """
     kb = _proc_status_kb("VmHWM")
     if kb is None:
-        import resource
-
         kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         if sys.platform == "darwin":
             kb //= 1024
@@ -73,8 +88,6 @@ def peak_rss_mb() -> float:
 
 def cpu_seconds() -> float:
     """User + system CPU time of this process, all threads (DuckDB's included)."""
-    import resource
-
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 
@@ -88,27 +101,28 @@ def rss_mb() -> float:
 
 
 def worker(impl: str, data: Path, as_of: dt.date, save: Path | None) -> dict[str, Any]:
-    """Run one implementation once; timings exclude imports, include file reading."""
+    """Run one implementation once; timings exclude imports, include file reading.
+
+    Modules an implementation would otherwise import lazily on first use
+    (ibis imports its DuckDB backend and pandas on the first query, pandas
+    imports pyarrow.dataset on the first read) are imported here, before the
+    clock starts; ``late_imports`` counts any that still load while timed.
+    """
+    import importlib
+
     phases: dict[str, float] = {}
     t0 = time.perf_counter()
-    if impl == "engine":
-        import ibis  # noqa: F401
-
-        from touchmodel.engine import Engine
-        from touchmodel.sources import loader  # noqa: F401
-    elif impl == "sql":
-        import duckdb  # noqa: F401
-        import pyarrow
-    else:
-        import numpy  # noqa: F401
-        import pandas  # noqa: F401
-        import pyarrow.parquet
+    for module in LIBRARIES[impl]:
+        importlib.import_module(module)
     import_seconds = time.perf_counter() - t0
+    modules_before = set(sys.modules)
     rss_after_import = rss_mb()
 
     cpu_start = cpu_seconds()
     start = time.perf_counter()
     if impl == "engine":
+        from touchmodel.engine import Engine  # already imported above
+
         marks: list[tuple[str, float]] = []
 
         def progress(msg: str) -> None:
@@ -138,6 +152,7 @@ def worker(impl: str, data: Path, as_of: dt.date, save: Path | None) -> dict[str
     seconds = end - start
     cpu = cpu_seconds() - cpu_start
     peak = peak_rss_mb()
+    late = sorted(set(sys.modules) - modules_before)
 
     if save is not None:  # not timed, after the peak is read
         import pyarrow as pa
@@ -159,6 +174,7 @@ def worker(impl: str, data: Path, as_of: dt.date, save: Path | None) -> dict[str
         "rss_after_import_mb": rss_after_import,
         "rows": rows,
         "phases": phases,
+        "late_imports": late,
     }
 
 
@@ -228,6 +244,36 @@ def warm_page_cache(folder: Path) -> None:
                 pass
 
 
+def cpu_ticks() -> tuple[int, int] | None:
+    """(busy, total) CPU ticks of the whole machine so far, from /proc/stat."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_fraction(window: float = 1.0) -> float | None:
+    """Share of all CPUs busy over ``window`` seconds, None if unknown."""
+    before = cpu_ticks()
+    time.sleep(window)
+    after = cpu_ticks()
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
+def wait_for_quiet(threshold: float | None, limit: float = 60.0) -> float | None:
+    """Between runs, wait (up to ``limit`` s) until other work uses < ``threshold`` of the CPUs."""
+    busy = busy_fraction()
+    waited = 1.0
+    while threshold is not None and busy is not None and busy >= threshold and waited < limit:
+        busy = busy_fraction(2.0)
+        waited += 2.0
+    return busy
+
+
 def run_worker(
     impl: str, data: Path, as_of: dt.date, save: Path | None, timeout: float
 ) -> dict[str, Any]:
@@ -235,13 +281,34 @@ def run_worker(
     cmd += ["--as-of", as_of.isoformat()]
     if save is not None:
         cmd += ["--save", str(save)]
+    ticks0 = cpu_ticks()
     started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker {impl} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+        watchdog = threading.Timer(timeout, proc.kill)  # our own child, by its pid
+        watchdog.start()
+        assert proc.stdout is not None
+        out = proc.stdout.read()  # small: one JSON line
+        # wait4: the child's own CPU time, to tell it apart from other processes'
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        watchdog.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        ticks1 = cpu_ticks()
+        if proc.returncode != 0:
+            err.seek(0)
+            text = err.read().decode(errors="replace")[-4000:]
+            why = f"timed out after {timeout:g} s" if wall >= timeout else f"exit {proc.returncode}"
+            raise RuntimeError(f"worker {impl} failed ({why}):\n{text}")
+    result = json.loads(out.decode().strip().splitlines()[-1])
     result["process_seconds"] = wall
+    result["other_cpu_during"] = None
+    if ticks0 is not None and ticks1 is not None and ticks1[1] > ticks0[1]:
+        # Busy share of all CPUs during the run, minus what the worker itself used.
+        ticks_per_cpu_second = (ticks1[1] - ticks0[1]) / (wall * (os.cpu_count() or 1))
+        own = (usage.ru_utime + usage.ru_stime) * ticks_per_cpu_second
+        other = max(0.0, (ticks1[0] - ticks0[0]) - own) / (ticks1[1] - ticks0[1])
+        result["other_cpu_during"] = round(other, 3)
     return result
 
 
@@ -318,6 +385,35 @@ def compare(paths: dict[str, Path], reference: str = "engine") -> dict[str, Any]
 def trig_set(s: Any) -> Any:
     """'a; b' -> frozenset({'a', 'b'}), per row."""
     return s.fillna("").map(lambda text: frozenset(t for t in text.split("; ") if t))
+
+
+def engine_source() -> dict[str, Any]:
+    """Which engine code ran: the git commit plus a hash of the package's source files."""
+    import hashlib
+    import importlib.util
+
+    out: dict[str, Any] = {}
+    spec = importlib.util.find_spec("touchmodel")
+    if spec is not None and spec.submodule_search_locations:
+        root = Path(next(iter(spec.submodule_search_locations)))
+        digest = hashlib.sha256()
+        for path in sorted(root.rglob("*.py")) + sorted(root.rglob("*.yaml")):
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+        out["source_sha256"] = digest.hexdigest()[:12]
+    try:
+        repo = HERE.parent
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=repo
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], capture_output=True, text=True, cwd=repo
+        )
+        out["git_head"] = head.stdout.strip() or None
+        out["src_modified"] = bool(dirty.stdout.strip())
+    except OSError:
+        pass
+    return out
 
 
 def _plain(v: Any) -> Any:
@@ -399,6 +495,20 @@ def render(report: dict[str, Any]) -> str:
         f"load average (1 min) {report['machine']['loadavg_1m_start']} at start, "
         f"{report['machine']['loadavg_1m_end']} at end"
     )
+    src = report.get("engine_source", {})
+    lines.append(
+        f"engine: git {src.get('git_head')}"
+        f"{' + uncommitted changes in src/' if src.get('src_modified') else ''}, "
+        f"source hash {src.get('source_sha256')}"
+    )
+    busy = [r["other_cpu_during"] for r in report["runs"] if r.get("other_cpu_during") is not None]
+    if busy:
+        repeated = sum(1 for r in report["runs"] if r.get("repeated"))
+        lines.append(
+            f"other processes' CPU use during the runs: median {_median(busy) * 100:.0f}%, "
+            f"max {max(busy) * 100:.0f}% of all CPUs"
+            + (f" ({repeated} disturbed run(s) measured again)" if repeated else "")
+        )
     lines.append(
         f"{report['reps']} repetitions, each implementation in its own process, order rotated "
         "per repetition; time = read files -> decisions in memory (imports excluded)"
@@ -421,6 +531,10 @@ def render(report: dict[str, Any]) -> str:
             f"{x['median_peak_rss_mb']:>11.0f} "
             f"{x['median_rss_after_import_mb']:>12.0f} {x['median_import_seconds']:>8.2f}"
         )
+    for impl in IMPLS:
+        late = sorted({m for r in report["runs"] if r["impl"] == impl for m in r["late_imports"]})
+        if late:
+            lines.append(f"note: {impl} imported {len(late)} module(s) while timed: {late[:5]}")
     if "engine" in s and s["engine"]["median_phases"]:
         ph = s["engine"]["median_phases"]
         parts = ", ".join(f"{k} {val:.2f} s" for k, val in ph.items())
@@ -468,6 +582,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", dest="json_out", help="write the full report as JSON ('-' = stdout)")
     p.add_argument("--no-compare", action="store_true", help="skip the agreement check")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per worker run")
+    p.add_argument(
+        "--quiet",
+        type=float,
+        metavar="FRACTION",
+        help="before each run, wait (up to 60 s) until other processes use less than this "
+        "share of all CPUs (e.g. 0.2), and measure a run again (once) when they used more "
+        "while it ran",
+    )
     p.add_argument("--worker", choices=IMPLS, help=argparse.SUPPRESS)
     p.add_argument("--save", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -501,13 +623,30 @@ def main(argv: list[str] | None = None) -> int:
                 save = None
                 if impl not in saved and not args.no_compare:
                     save = Path(tmp) / f"{impl}.parquet"
+                busy = wait_for_quiet(args.quiet)
                 res = run_worker(impl, folder, args.as_of, save, args.timeout)
+                other = res["other_cpu_during"]
+                if args.quiet is not None and other is not None and other >= args.quiet:
+                    # Disturbed by other processes: wait for quiet and measure once more.
+                    print(
+                        f"rep {rep + 1} {impl:<7} {res['seconds']:7.2f} s  other processes used "
+                        f"{other * 100:.0f}% of the CPUs meanwhile: repeating this run",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    busy = wait_for_quiet(args.quiet)
+                    res = run_worker(impl, folder, args.as_of, None, args.timeout)
+                    res["repeated"] = True
+                res["cpu_busy_before"] = None if busy is None else round(busy, 3)
                 if save is not None:
                     saved[impl] = save
                 res["rep"] = rep + 1
                 runs.append(res)
+                other = res["other_cpu_during"]
+                shown = "?" if other is None else f"{other * 100:3.0f}%"
                 print(
                     f"rep {rep + 1} {impl:<7} {res['seconds']:7.2f} s  "
+                    f"other processes' CPU use meanwhile {shown}  "
                     f"peak {res['peak_rss_mb']:7.0f} MB  rows {res['rows']:,}",
                     file=sys.stderr,
                     flush=True,
@@ -535,6 +674,7 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_1m_end": round(os.getloadavg()[0], 2),
             **versions,
         },
+        "engine_source": engine_source(),
         "runs": runs,
         "summary": summary,
         "verdicts": verdicts(summary),

@@ -11,18 +11,10 @@ import pandas as pd
 import pytest
 
 from touchmodel.engine import Decided, Engine
-from touchmodel.sources.contract import TABLES
+from touchmodel.sources.contract import IBIS_TYPES, TABLES
 
 AS_OF = dt.date(2026, 11, 1)
 
-_IBIS_TYPES = {
-    "string": "string",
-    "number": "float64",
-    "integer": "int64",
-    "date": "date",
-    "timestamp": "timestamp",
-    "bool": "boolean",
-}
 
 # A settled, healthy account: past onboarding, far from renewal, steady usage.
 BASE_ACCOUNT: dict[str, Any] = {
@@ -69,7 +61,7 @@ def make_table(
 ) -> ir.Table:
     """An Ibis memtable for contract table ``name`` with every contract column typed."""
     spec = TABLES[name]
-    schema = {c.name: _IBIS_TYPES[c.type] for c in spec.columns}
+    schema = {c.name: IBIS_TYPES[c.type] for c in spec.columns}
     schema.update(extra or {})
     defaults = {"quantity": 1.0} if name == "usage_events" else {}
     if name == "accounts":

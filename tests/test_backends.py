@@ -6,6 +6,7 @@ comparison covers every rule, override and route in one run per backend.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,13 @@ def _workspace() -> dict[str, list[dict[str, Any]]]:
     tables: dict[str, list[dict[str, Any]]] = {"accounts": []}
     for i, (trigger, (positive, _)) in enumerate(sorted(CASES.items())):
         acc_id = f"T{i:02d}-{trigger}"
-        tables["accounts"].append({**positive.get("account", {}), "account_id": acc_id})
+        account = {**positive.get("account", {}), "account_id": acc_id}
+        if i % 2:  # half the accounts use the default renewal date (next anniversary)
+            account.setdefault("renewal_date", None)
+            account["contract_start"] = account.get("contract_start", AS_OF) - dt.timedelta(
+                days=400 + i
+            )
+        tables["accounts"].append(account)
         case_tables = {k: v for k, v in positive.items() if k != "account"}
         case_tables.setdefault("usage_events", steady_usage())
         for name, rows in case_tables.items():

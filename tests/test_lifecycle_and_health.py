@@ -100,3 +100,70 @@ def test_health_uses_all_inputs_when_present() -> None:
 def test_no_inputs_at_all_gives_no_score() -> None:
     r = row(decide([{"plan_limit": None}]))
     assert pd.isna(r["health_score"]) and pd.isna(r["health_grade"])
+
+
+def test_only_customers_on_the_as_of_date_get_a_decision() -> None:
+    decided = decide(
+        [
+            {"account_id": "gone", "churned_on": AS_OF},
+            {"account_id": "leaving", "churned_on": AS_OF + dt.timedelta(days=1)},
+            {"account_id": "future", "contract_start": AS_OF + dt.timedelta(days=1)},
+            {"account_id": "first-day", "contract_start": AS_OF},
+        ],
+        usage_events=[],
+    )
+    assert sorted(decided.decisions["account_id"].to_pylist()) == ["first-day", "leaving"]
+    assert decided.excluded == {"churned": 1, "not_started": 1}
+
+
+def test_first_renewal_is_a_year_after_a_contract_starting_today() -> None:
+    r = _one({"contract_start": AS_OF, "renewal_date": None})
+    assert r["renewal_date_effective"] == dt.date(2027, 11, 1)
+
+
+def test_an_override_never_lowers_the_tier_level() -> None:
+    from touchmodel.engine import Engine
+    from touchmodel.model.loader import model_from_dict, preset_dict
+
+    data = preset_dict("standard")
+    data["lifecycle"]["overrides"][1]["raise_to"] = "low"  # onboarding "raises" to low
+    engine = Engine(model_from_dict(data, "inline"))
+    start = AS_OF - dt.timedelta(days=5)
+    r = row(
+        decide(
+            [{"arr": 300_000.0, "contract_start": start}], model=engine, usage_events=steady_usage()
+        )
+    )
+    assert (r["lifecycle_stage"], r["tier_level"], r["touch_level"]) == (
+        "onboarding",
+        "high",
+        "high",
+    )
+
+
+def test_strategic_lift_never_lowers_a_higher_band() -> None:
+    from touchmodel.engine import Engine
+    from touchmodel.model.loader import model_from_dict, preset_dict
+
+    data = preset_dict("standard")
+    data["tiering"]["strategic_tier"] = "medium"
+    engine = Engine(model_from_dict(data, "inline"))
+    decided = decide(
+        [{"account_id": "big", "arr": 400_000.0, "strategic": True},
+         {"account_id": "small", "arr": 4_000.0, "strategic": True}],
+        model=engine, usage_events=[],
+    )  # fmt: skip
+    assert row(decided, "big")["tier"] == "high"
+    assert row(decided, "small")["tier"] == "medium"
+
+
+def test_override_needing_a_missing_table_is_inactive_not_skipped_silently() -> None:
+    from touchmodel.engine import Engine
+    from touchmodel.model.loader import model_from_dict, preset_dict
+
+    data = preset_dict("standard")
+    data["lifecycle"]["overrides"][0]["when"] = "fired('risk.*') or nps_latest_score <= 6"
+    engine = Engine(model_from_dict(data, "inline"))
+    decided = decide([{}], model=engine, usage_events=steady_usage())
+    inactive = {r.id: r.reason for r in decided.inactive}
+    assert "nps_responses" in inactive["override.at_risk"]

@@ -189,3 +189,53 @@ def test_expression_signal_on_a_missing_table_is_unavailable_too() -> None:
         for i in range(2)
     ]
     assert "custom.noisy" in row(decide([{}], model=engine, tickets=tickets))["triggers"]
+
+
+@pytest.mark.parametrize(
+    "mutate,expected",
+    [
+        (lambda d: d["triggers"][0].update(when="usage_30d"),
+         "triggers[0].when: value 'usage_30d' -- expected a true/false condition, got a float64 value"),
+        (lambda d: d["triggers"][0].update(when="not premium_events_30d"),
+         "expected a true/false condition"),
+        (lambda d: d["triggers"][0].update(when="plan > 5"), "triggers[0].when: value 'plan > 5' -- "),
+        (lambda d: d["health"]["measures"][0].update(signal="health_score"),
+         "health.measures[0].signal: value 'health_score' -- unknown name(s) health_score"),
+        (lambda d: d["tiering"].update(signal="name"),
+         "tiering.signal: value 'name' -- expected a number, got a string value"),
+        (lambda d: d["routes"]["expansion"].update(by="plan"),
+         "routes.expansion.by: value 'plan' -- expected a number"),
+        (lambda d: d["triggers"][0].update(when="-" * 1500 + "arr > 1"), "triggers[0].when: value"),
+        (lambda d: d["lifecycle"].update(overrides=list(reversed(d["lifecycle"]["overrides"]))),
+         "lifecycle.overrides: stages in order ['renewal', 'onboarding', 'at_risk'] -- expected the order"),
+    ],
+)  # fmt: skip
+def test_expressions_are_type_checked_with_their_path(mutate: Any, expected: str) -> None:
+    probs = problems_for(mutate)
+    assert any(expected in p for p in probs), probs
+
+
+def test_a_typo_in_a_route_is_reported_once_against_its_kind() -> None:
+    probs = problems_for(lambda d: d["routes"]["csm_outreach"].update(sla_days="soon"))
+    assert len(probs) == 1 and probs[0].startswith("routes.csm_outreach.sla_days: value 'soon'")
+
+
+def test_extra_columns_are_typed_and_usable(tmp_path: Path) -> None:
+    data = preset_dict("standard")
+    data["extra_columns"] = {"nps_segment": "string"}
+    data["triggers"].append(
+        {"id": "custom.vip", "when": "nps_segment == 'vip'", "route": "csm_outreach"}
+    )
+    model_from_dict(data, "ok.yaml")
+    data["triggers"][-1]["when"] = "nps_segment > 3"
+    with pytest.raises(ModelFileError, match=r"triggers\[21\]\.when"):
+        model_from_dict(data, "bad.yaml")
+
+
+def test_model_check_accepts_a_preset_name() -> None:
+    from typer.testing import CliRunner
+
+    from touchmodel.cli.app import app
+
+    result = CliRunner().invoke(app, ["model", "check", "touch-model-design"])
+    assert result.exit_code == 0 and "OK - model 'touch-model-design'" in result.stdout

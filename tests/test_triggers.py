@@ -34,6 +34,11 @@ def tickets(category: str, ages: list[int]) -> list[dict[str, Any]]:
     ]
 
 
+def failed_payment(age: int) -> dict[str, Any]:
+    return {"account_id": "A1", "invoice_id": f"I{age}", "due_date": days_ago(age).date(),
+            "amount": 100.0, "status": "failed"}  # fmt: skip
+
+
 # trigger id -> (positive case, negative case). A case is {"account": {...}, table: rows}.
 CASES: dict[str, tuple[Case, Case]] = {
     "value.dedicated_csm": (
@@ -65,40 +70,20 @@ CASES: dict[str, tuple[Case, Case]] = {
         {"tickets": tickets("how-to", [0, 5, 14])},
     ),
     "risk.nps_detractor": (
+        {"nps_responses": [{"account_id": "A1", "responded_at": days_ago(89), "score": 6}]},
         {"nps_responses": [{"account_id": "A1", "responded_at": days_ago(90), "score": 6}]},
-        {"nps_responses": [{"account_id": "A1", "responded_at": days_ago(90), "score": 7}]},
     ),
     "risk.negative_feedback": (
         {"tickets": tickets("complaint", [29])},
         {"tickets": tickets("complaint", [30])},
     ),
     "risk.payment_failed": (
-        {
-            "payments": [
-                {
-                    "account_id": "A1",
-                    "invoice_id": "I1",
-                    "due_date": days_ago(29).date(),
-                    "amount": 100.0,
-                    "status": "failed",
-                }
-            ]
-        },
-        {
-            "payments": [
-                {
-                    "account_id": "A1",
-                    "invoice_id": "I1",
-                    "due_date": days_ago(29).date(),
-                    "amount": 100.0,
-                    "status": "paid",
-                }
-            ]
-        },
+        {"payments": [failed_payment(age=29)]},
+        {"payments": [failed_payment(age=30), {**failed_payment(age=5), "status": "paid"}]},
     ),
     "risk.downgrade_or_cancel": (
-        {"tickets": tickets("cancellation", [10])},
-        {"tickets": tickets("billing", [10])},
+        {"tickets": tickets("cancellation", [29])},
+        {"tickets": tickets("cancellation", [30]) + tickets("billing", [1])},
     ),
     "risk.health_low": (
         # Inactive for 40 days with a detractor score: health well under 40.
@@ -203,3 +188,37 @@ def test_missing_table_makes_its_rules_inactive_not_false() -> None:
     assert "risk.ticket_spike" in inactive and "tickets" in inactive["risk.ticket_spike"]
     assert "risk.nps_detractor" in inactive and "risk.payment_failed" in inactive
     assert "risk.usage_decline" not in inactive
+
+
+@pytest.mark.parametrize(
+    "title,executive",
+    [("VP Operations", True), ("SVP Sales", True), ("EVP, Operations", True), ("CEO", True),
+     ("Chief Revenue Officer", True), ("Vice President, Finance", True),
+     ("Operations Manager", False), ("Director of Support", False), ("MVP Program Lead", False)],
+)  # fmt: skip
+def test_executive_titles(title: str, executive: bool) -> None:
+    contact = {"contact_id": "C1", "account_id": "A1", "title": title}
+    assert ("executive.contact" in _run({"contacts": [contact]})["triggers"]) is executive
+
+
+def test_latest_nps_answer_wins_within_a_day() -> None:
+    at = days_ago(3)
+    answers = [
+        {"account_id": "A1", "responded_at": at.replace(hour=9), "score": 3},
+        {"account_id": "A1", "responded_at": at.replace(hour=17), "score": 9},
+    ]
+    r = _run({"nps_responses": answers})
+    assert r["nps_latest_score"] == 9 and "risk.nps_detractor" not in r["triggers"]
+
+
+def test_every_catalogued_signal_is_computed_with_its_type() -> None:
+    from touchmodel.signals.catalog import BUILTIN
+
+    decided = decide([{}], usage_events=steady_usage(), tickets=[], nps_responses=[], payments=[],
+                     contacts=[])  # fmt: skip
+    assert decided.unavailable == {}
+    schema = decided.accounts.schema
+    for info in BUILTIN:
+        got = schema.field(info.name).type
+        assert str(got) in {"float64": ("double",), "int64": ("int64",), "boolean": ("bool",),
+                            "date": ("date32[day]",)}[info.type], (info.name, got)  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,8 @@ class Decided:
     accounts: pa.Table  # account columns, signals, tier and health components
     inactive: list[InactiveRule]
     unavailable: dict[str, str]
+    # Accounts left out because they were not customers on the as-of date.
+    excluded: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,9 +81,18 @@ class Engine:
         """The default analytics backend: in-memory DuckDB."""
         return ibis.duckdb.connect()
 
-    def decide(self, tables: Mapping[str, ir.Table], as_of: dt.date) -> Decided:
-        """Decide for every account in ``tables['accounts']`` as of ``as_of``."""
-        signals = build_signals(tables, self.model, as_of)
+    def decide(
+        self,
+        tables: Mapping[str, ir.Table],
+        as_of: dt.date,
+        absent_columns: Collection[str] = (),
+    ) -> Decided:
+        """Decide for every account in ``tables['accounts']`` as of ``as_of``.
+
+        ``absent_columns``: accounts columns the source lacked (see build_signals).
+        """
+        tables, excluded = customers_on(tables, as_of)
+        signals = build_signals(tables, self.model, as_of, absent_columns)
         plan = plan_decisions(self.model, signals, as_of)
         executed = plan.table.to_pyarrow()
         keep = [c for c in executed.column_names if not c.startswith(_INTERNAL_PREFIXES)]
@@ -92,6 +103,7 @@ class Engine:
             accounts=executed.select(list(dict.fromkeys(detail_cols))),
             inactive=plan.inactive,
             unavailable=plan.unavailable,
+            excluded=excluded,
         )
 
     def run(
@@ -129,12 +141,13 @@ class Engine:
             limit = getattr(mapping_obj, "max_reject_rate", None)
         loaded.rejects.check_rate(0.05 if limit is None else limit)
         step("computing signals and decisions")
-        decided = self.decide(loaded.tables, as_of)
+        decided = self.decide(loaded.tables, as_of, loaded.absent_columns.get("accounts", []))
         result = RunResult(
             decisions=decided.decisions,
             accounts=decided.accounts,
             inactive=decided.inactive,
             unavailable=decided.unavailable,
+            excluded=decided.excluded,
             as_of=as_of,
             model_name=self.model.name,
             model_hash=self.hash,
@@ -151,6 +164,30 @@ class Engine:
             (out / "run.json").write_text(json.dumps(run_record(result), indent=2, default=str))
             files["run"] = out / "run.json"
         return result
+
+
+def customers_on(
+    tables: Mapping[str, ir.Table], as_of: dt.date
+) -> tuple[dict[str, ir.Table], dict[str, int]]:
+    """Keep only accounts that were customers on ``as_of``.
+
+    An account that churned on or before the date, or whose contract starts
+    after it, gets no decision: it would otherwise fire inactivity triggers
+    and create work for someone who is not (or not yet) a customer. Replaying
+    an earlier date (a backtest) still decides for it.
+    """
+    accounts = tables["accounts"]
+    day = ibis.literal(as_of, type="date")
+    churned = accounts.churned_on.notnull() & (accounts.churned_on.cast("date") <= day)
+    not_started = accounts.contract_start.cast("date") > day
+    counts = accounts.aggregate(
+        churned=churned.sum(), not_started=(not_started & ~churned).sum()
+    ).to_pyarrow()
+    excluded = {k: int(counts[k][0].as_py() or 0) for k in ("churned", "not_started")}
+    kept = dict(tables)
+    if any(excluded.values()):
+        kept["accounts"] = accounts.filter(~churned & ~not_started)
+    return kept, excluded
 
 
 def write_outputs(result: Decided, out: Path) -> dict[str, Path]:
@@ -174,6 +211,7 @@ def run_record(result: RunResult) -> dict[str, Any]:
         "model": result.model_name,
         "model_hash": result.model_hash,
         "accounts": result.decisions.num_rows,
+        "excluded_accounts": result.excluded,
         "rows_read": result.counts,
         "rejects": result.rejects,
         "missing_tables": result.missing_tables,

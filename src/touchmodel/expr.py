@@ -27,6 +27,7 @@ import ibis.expr.types as ir
 from touchmodel.errors import ExpressionError
 
 Resolver = Callable[[str], ir.Value]
+MAX_LENGTH = 2000
 Function = Callable[..., ir.Value]
 
 _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
@@ -107,10 +108,14 @@ def parse(text: str) -> ast.expr:
     """Parse ``text`` into an AST, rejecting anything outside the whitelist."""
     if not isinstance(text, str) or not text.strip():
         raise ExpressionError(str(text), "an expression must be a non-empty string")
+    if len(text) > MAX_LENGTH:
+        raise ExpressionError(text[:60] + "...", f"longer than {MAX_LENGTH} characters")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(text, f"syntax error at column {exc.offset}: {exc.msg}") from None
+    except (RecursionError, MemoryError):
+        raise ExpressionError(text[:60] + "...", "nested too deeply") from None
     allowed = (
         ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd,
         ast.Compare, ast.BinOp, ast.IfExp, ast.Call, ast.Name, ast.Load, ast.Constant,
@@ -147,9 +152,6 @@ def compile_expr(text: str, scope: Scope) -> ir.Value:
     """Compile ``text`` into an Ibis value expression within ``scope``."""
     tree = parse(text)
     functions = {**BUILTIN_FUNCTIONS, **scope.functions}
-
-    def lit(node: ast.expr) -> Any:
-        return ev(node)
 
     def ev(node: ast.expr) -> Any:
         if isinstance(node, ast.Constant):
@@ -215,7 +217,7 @@ def compile_expr(text: str, scope: Scope) -> ir.Value:
                 if isinstance(a, ast.Constant) and isinstance(a.value, int | str):
                     args.append(a.value)
                 else:
-                    args.append(lit(a))
+                    args.append(ev(a))
             try:
                 return fn(*args)
             except ExpressionError:

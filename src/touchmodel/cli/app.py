@@ -181,12 +181,15 @@ def model_show(
 
 @model_app.command("check")
 @user_errors
-def model_check(file: Annotated[Path, typer.Argument(help="A touch-model YAML file.")]) -> None:
-    """Validate a touch-model file: structure, bands, weights, names and routes."""
+def model_check(
+    file: Annotated[str, typer.Argument(help="A touch-model YAML file, or a preset name.")],
+) -> None:
+    """Validate a touch-model file: structure, bands, weights, names, types and routes."""
     m = load_model(file)
     console.print(
         f"{file}: OK - model '{m.name}', {len(m.tiers)} tiers, {len(m.health.measures)} health measures, "
-        f"{len(m.triggers)} triggers, {len(m.routes)} routes"
+        f"{len(m.triggers)} triggers, {len(m.routes)} routes",
+        soft_wrap=True,
     )
 
 

@@ -45,7 +45,9 @@ def render_summary(console: Console, summary: RunSummary, result: RunResult) -> 
     console.print(health)
     q = summary.health_quartiles
     if q[0] is not None:
-        console.print(f"Health score: min {q[0]}, p25 {q[1]}, median {q[2]}, p75 {q[3]}, max {q[4]}")
+        console.print(
+            f"Health score: min {q[0]}, p25 {q[1]}, median {q[2]}, p75 {q[3]}, max {q[4]}"
+        )
     console.print(stages)
 
     trig = Table(title="Triggers fired, by family and route")
@@ -60,8 +62,20 @@ def render_summary(console: Console, summary: RunSummary, result: RunResult) -> 
 
     if result.inactive:
         console.print("[yellow]Inactive rules[/yellow] (not evaluated):")
+        by_cause: dict[str, list[str]] = {}
         for r in result.inactive:
-            console.print(f"  {r.id}: {r.reason}")
+            # "needs X: table 't' is missing" -> group by the cause after the signal names
+            cause = r.reason.split(": ", 1)[-1]
+            by_cause.setdefault(cause, []).append(r.id)
+        for cause, ids in by_cause.items():
+            console.print(f"  {cause}: {', '.join(ids)}")
+    excluded = {k: v for k, v in result.excluded.items() if v}
+    if excluded:
+        parts = [
+            f"{n:,} {'churned' if k == 'churned' else 'not started yet'}"
+            for k, n in excluded.items()
+        ]
+        console.print(f"Accounts not customers on {result.as_of} (no decision): {', '.join(parts)}")
     if result.missing_tables:
         console.print(f"Tables not provided: {', '.join(result.missing_tables)}")
     rejected = {

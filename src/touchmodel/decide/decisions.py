@@ -20,6 +20,7 @@ from touchmodel.decide.rules import (
     InactiveRule,
     override_columns,
     route_columns,
+    split_overrides,
     split_triggers,
     trigger_columns,
 )
@@ -50,11 +51,14 @@ def plan_decisions(model: TouchModel, signals: SignalTable, as_of: dt.date) -> D
     t = t.mutate(**tier_columns(model, t))
     t = t.mutate(**health_columns(model, t, set(signals.unavailable)))
     active, inactive = split_triggers(model, signals.unavailable)
+    overrides, inactive_overrides = split_overrides(model, signals.unavailable)
     t = t.mutate(**trigger_columns(t, active, as_of))
-    t = t.mutate(**override_columns(model, t, active, as_of))
+    t = t.mutate(**override_columns(overrides, t, active, as_of))
     t = t.mutate(**route_columns(model, t, active))
     t = t.mutate(as_of=ibis.literal(as_of, type="date"))
-    return DecisionPlan(table=t, inactive=inactive, unavailable=dict(signals.unavailable))
+    return DecisionPlan(
+        table=t, inactive=inactive + inactive_overrides, unavailable=dict(signals.unavailable)
+    )
 
 
 def split_lists(table: pa.Table) -> pa.Table:
@@ -66,8 +70,3 @@ def split_lists(table: pa.Table) -> pa.Table:
         lists = pc.if_else(pc.equal(col.fill_null(""), ""), empty, parts)
         table = table.set_column(table.schema.get_field_index(name), name, lists)
     return table
-
-
-def decision_table(executed: pa.Table) -> pa.Table:
-    """The public decision columns from an executed decision plan (list columns as text)."""
-    return executed.select(list(DECISION_COLUMNS))

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import ibis
 import ibis.expr.types as ir
 
-from touchmodel.expr import Scope, compile_expr, referenced_names
+from touchmodel.expr import called_functions, compile_expr, referenced_names
 from touchmodel.model.schema import LEVELS, Override, SwitchRoute, TouchModel, Trigger
+from touchmodel.signals.build import table_scope
 
 SEP = "; "
 
@@ -31,19 +31,17 @@ class InactiveRule:
     reason: str
 
 
-def _scope(
-    table: ir.Table, as_of: dt.date, functions: dict[str, Callable[..., ir.Value]] | None = None
-) -> Scope:
-    asof = ibis.literal(as_of, type="date")
+def _missing_inputs(names: set[str], unavailable: dict[str, str]) -> str | None:
+    missing = sorted(n for n in names if n in unavailable)
+    if not missing:
+        return None
+    return f"needs {', '.join(missing)}: " + "; ".join(sorted({unavailable[n] for n in missing}))
 
-    def resolve(name: str) -> ir.Value:
-        if name == "as_of":
-            return asof
-        if name in table.columns:
-            return table[name]
-        raise KeyError(name)
 
-    return Scope(resolve=resolve, functions=functions or {})
+def route_inputs(model: TouchModel, route_id: str) -> set[str]:
+    """Signals a route reads to pick its target (a switch route's ``by``)."""
+    route = model.routes[route_id]
+    return {route.by} if isinstance(route, SwitchRoute) else set()
 
 
 def split_triggers(
@@ -55,12 +53,26 @@ def split_triggers(
         if not trig.enabled:
             inactive.append(InactiveRule(trig.id, "disabled in the model file"))
             continue
-        missing = sorted(n for n in referenced_names(trig.when) if n in unavailable)
-        if missing:
-            why = "; ".join(sorted({unavailable[n] for n in missing}))
-            inactive.append(InactiveRule(trig.id, f"needs {', '.join(missing)}: {why}"))
+        names = referenced_names(trig.when) | route_inputs(model, trig.route)
+        why = _missing_inputs(names, unavailable)
+        if why:
+            inactive.append(InactiveRule(trig.id, why))
         else:
             active.append(trig)
+    return active, inactive
+
+
+def split_overrides(
+    model: TouchModel, unavailable: dict[str, str]
+) -> tuple[list[Override], list[InactiveRule]]:
+    """Overrides that can run, and the inactive ones (id ``override.<stage>``) with the reason."""
+    active, inactive = [], []
+    for ov in model.lifecycle.overrides:
+        why = _missing_inputs(referenced_names(ov.when), unavailable)
+        if why:
+            inactive.append(InactiveRule(f"override.{ov.stage}", why))
+        else:
+            active.append(ov)
     return active, inactive
 
 
@@ -68,7 +80,7 @@ def trigger_columns(
     table: ir.Table, triggers: list[Trigger], as_of: dt.date
 ) -> dict[str, ir.Value]:
     """One ``fired__<id>`` boolean per trigger; a null condition counts as not fired."""
-    scope = _scope(table, as_of)
+    scope = table_scope(table, as_of)
     return {fired_col(t.id): compile_expr(t.when, scope).fill_null(False) for t in triggers}
 
 
@@ -80,7 +92,7 @@ def _join_nonnull(parts: list[ir.Value]) -> ir.StringValue:
 
 
 def override_columns(
-    model: TouchModel, table: ir.Table, triggers: list[Trigger], as_of: dt.date
+    overrides: list[Override], table: ir.Table, triggers: list[Trigger], as_of: dt.date
 ) -> dict[str, ir.Value]:
     """``lifecycle_stage``, ``touch_level``, ``touch_level_rank`` and ``level_reasons``."""
     trigger_ids = [t.id for t in triggers]
@@ -92,12 +104,12 @@ def override_columns(
             out = out | c
         return out
 
-    scope = _scope(table, as_of, {"fired": fired})
+    scope = table_scope(table, as_of, {"fired": fired})
     tier_rank = table.tier_level_rank
     rank = tier_rank
     stage_cases = []
     reason_parts: list[ir.Value] = [table.tier_reason]
-    for ov in model.lifecycle.overrides:
+    for ov in overrides:
         applies = compile_expr(ov.when, scope).fill_null(False)
         target = _target_rank(ov, tier_rank)
         raises = applies & (target > rank)
@@ -125,8 +137,6 @@ def _target_rank(ov: Override, tier_rank: ir.IntegerValue) -> ir.IntegerValue:
 
 def _fired_evidence(ov: Override, trigger_ids: list[str], table: ir.Table) -> ir.StringValue | None:
     """The fired trigger ids an override's ``fired()`` calls matched, as text."""
-    from touchmodel.expr import called_functions
-
     patterns = [a[0] for fn, a in called_functions(ov.when) if fn == "fired" and a]
     ids = [t for t in trigger_ids if any(fnmatch.fnmatchcase(t, p) for p in patterns)]
     if not ids:

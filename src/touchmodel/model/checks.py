@@ -7,15 +7,28 @@ first, so a user can fix a file in one pass.
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import math
 import re
 from itertools import pairwise
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
 
 from touchmodel.errors import ExpressionError
-from touchmodel.expr import called_functions, referenced_names
-from touchmodel.model.schema import LEVELS, EventSignal, ExprSignal, SwitchRoute, TouchModel
-from touchmodel.signals.catalog import ACCOUNT_COLUMNS, BY_NAME, DECISION_NAMES
+from touchmodel.expr import Function, called_functions, compile_expr, referenced_names
+from touchmodel.model.schema import (
+    LEVELS,
+    STAGE_ORDER,
+    EventSignal,
+    SwitchRoute,
+    TouchModel,
+)
+from touchmodel.signals.build import table_scope
+from touchmodel.signals.catalog import ACCOUNT_TYPES, BUILTIN, DECISION_NAMES
+from touchmodel.sources.contract import IBIS_TYPES
 
 # Functions that only make sense in a given context.
 _OVERRIDE_FUNCTIONS = {"fired"}
@@ -85,7 +98,7 @@ def _check_tiers(model: TouchModel) -> list[str]:
     return problems
 
 
-def _check_health(model: TouchModel, names: set[str]) -> list[str]:
+def _check_health(model: TouchModel) -> list[str]:
     problems: list[str] = []
     total = sum(m.weight for m in model.health.measures)
     if not math.isclose(total, 100.0, abs_tol=1e-9):
@@ -93,10 +106,6 @@ def _check_health(model: TouchModel, names: set[str]) -> list[str]:
             f"health.measures: weights sum to {total:g} -- expected weights that sum to 100"
         )
     for i, m in enumerate(model.health.measures):
-        if m.signal not in names:
-            problems.append(
-                f"health.measures[{i}].signal: value {m.signal!r} -- expected a known signal"
-            )
         if m.bad == m.good:
             problems.append(
                 f"health.measures[{i}].good: value {m.good:g} -- expected a value different from bad"
@@ -115,35 +124,74 @@ def _check_health(model: TouchModel, names: set[str]) -> list[str]:
     return problems
 
 
+_CHECK_DATE = dt.date(2000, 1, 1)  # any date: checks compile, they never execute
+
+
 def _check_expression(
-    text: str, path: str, names: set[str], allowed_functions: set[str]
+    text: str,
+    path: str,
+    table: ir.Table,
+    want: str,
+    functions: dict[str, Function] | None = None,
 ) -> list[str]:
+    """Compile ``text`` against an unbound table typed like the real one.
+
+    Ibis is lazy, so this costs nothing but catches unknown names, type errors
+    (``plan > 5``) and conditions that are not true/false, each with its path.
+    """
     try:
         used = referenced_names(text)
         calls = called_functions(text)
     except ExpressionError as exc:
         return [f"{path}: value {text!r} -- {exc.reason}"]
-    problems = []
-    unknown = sorted(used - names - {"true", "false", "null"})
+    unknown = sorted(used - set(table.columns) - {"as_of", "true", "false", "null"})
     if unknown:
-        problems.append(
+        return [
             f"{path}: value {text!r} -- unknown name(s) {', '.join(unknown)}; expected signals, "
             "accounts columns, or names listed in extra_columns"
-        )
+        ]
     for fn, _args in calls:
-        if fn in _OVERRIDE_FUNCTIONS and fn not in allowed_functions:
+        if fn in _OVERRIDE_FUNCTIONS and fn not in (functions or {}):
+            return [f"{path}: value {text!r} -- {fn}() is only allowed in lifecycle overrides"]
+    try:
+        value = compile_expr(text, table_scope(table, _CHECK_DATE, functions))
+    except ExpressionError as exc:
+        return [f"{path}: value {text!r} -- {exc.reason}"]
+    got = value.type()
+    if want == "boolean" and not got.is_boolean():
+        return [f"{path}: value {text!r} -- expected a true/false condition, got a {got} value"]
+    if want == "numeric" and not got.is_numeric():
+        return [f"{path}: value {text!r} -- expected a number, got a {got} value"]
+    return []
+
+
+def _signal_schema(model: TouchModel) -> tuple[dict[str, Any], list[str]]:
+    """Types of every name a signal may have: accounts, built-ins and user signals."""
+    schema: dict[str, Any] = dict(ACCOUNT_TYPES)
+    schema.update({c: IBIS_TYPES[t] for c, t in model.extra_columns.items()})
+    schema.update({i.name: i.type for i in BUILTIN})
+    problems: list[str] = []
+    for i, sig in enumerate(model.signals):
+        if sig.name in schema:
             problems.append(
-                f"{path}: value {text!r} -- {fn}() is only allowed in lifecycle overrides"
+                f"signals[{i}].name: value {sig.name!r} -- expected a name not already in use"
             )
-    return problems
+            continue
+        if isinstance(sig, EventSignal):
+            schema[sig.name] = "int64" if sig.aggregate == "count" else "float64"
+            continue
+        table = ibis.table(schema, name="signals")
+        found = _check_expression(sig.expr, f"signals[{i}].expr", table, "any")
+        problems += found
+        if not found:
+            schema[sig.name] = compile_expr(sig.expr, table_scope(table, _CHECK_DATE)).type()
+    return schema, problems
 
 
-def _check_routes(model: TouchModel, names: set[str]) -> list[str]:
+def _check_routes(model: TouchModel) -> list[str]:
     problems: list[str] = []
     for rid, route in model.routes.items():
         if isinstance(route, SwitchRoute):
-            if route.by not in names:
-                problems.append(f"routes.{rid}.by: value {route.by!r} -- expected a known signal")
             for j, band in enumerate(route.bands):
                 target = model.routes.get(band.route)
                 if target is None:
@@ -191,39 +239,22 @@ def _check_events(model: TouchModel) -> list[str]:
     return problems
 
 
-def known_names(model: TouchModel) -> set[str]:
-    """Every name a rule may use: account columns, built-in and user signals, decision values."""
-    return (
-        set(ACCOUNT_COLUMNS)
-        | set(BY_NAME)
-        | set(DECISION_NAMES)
-        | set(model.extra_columns)
-        | {s.name for s in model.signals}
-    )
-
-
 def check_model(model: TouchModel) -> list[str]:
     """All meaning problems of a model, empty when it is sound."""
     problems = _check_tiers(model)
     problems += _check_events(model)
-    names = known_names(model)
-    if model.tiering.signal not in names:
-        problems.append(
-            f"tiering.signal: value {model.tiering.signal!r} -- expected a known signal or accounts column"
-        )
-    problems += _check_health(model, names)
-    # User expression signals may use earlier ones only.
-    seen = set(ACCOUNT_COLUMNS) | set(BY_NAME) | set(model.extra_columns) | {"as_of"}
-    seen |= {s.name for s in model.signals if isinstance(s, EventSignal)}
-    for i, sig in enumerate(model.signals):
-        if sig.name in BY_NAME or sig.name in ACCOUNT_COLUMNS:
-            problems.append(
-                f"signals[{i}].name: value {sig.name!r} -- expected a name not already built in"
-            )
-        if isinstance(sig, ExprSignal):
-            problems += _check_expression(sig.expr, f"signals[{i}].expr", seen, set())
-        seen.add(sig.name)
-    problems += _check_routes(model, names)
+    schema, signal_problems = _signal_schema(model)
+    problems += signal_problems
+    signals = ibis.table(schema, name="signals")
+    decided = ibis.table({**schema, **DECISION_NAMES}, name="decisions")
+    problems += _check_expression(model.tiering.signal, "tiering.signal", signals, "numeric")
+    problems += _check_health(model)
+    for i, m in enumerate(model.health.measures):
+        problems += _check_expression(m.signal, f"health.measures[{i}].signal", signals, "numeric")
+    problems += _check_routes(model)
+    for rid, route in model.routes.items():
+        if isinstance(route, SwitchRoute):
+            problems += _check_expression(route.by, f"routes.{rid}.by", decided, "numeric")
     trigger_ids = [t.id for t in model.triggers]
     for i, trig in enumerate(model.triggers):
         if trigger_ids.index(trig.id) != i:
@@ -233,28 +264,40 @@ def check_model(model: TouchModel) -> list[str]:
                 f"triggers[{i}].route: value {trig.route!r} -- unknown route; expected one of "
                 f"{sorted(model.routes)}"
             )
-        problems += _check_expression(trig.when, f"triggers[{i}].when", names, set())
+        problems += _check_expression(trig.when, f"triggers[{i}].when", decided, "boolean")
+    problems += _check_overrides(model, decided, trigger_ids)
+    return problems
+
+
+def _check_overrides(model: TouchModel, decided: ir.Table, trigger_ids: list[str]) -> list[str]:
+    problems: list[str] = []
+    patterns: list[tuple[str, object]] = []
+
+    def fired(pattern: object = None) -> ir.Value:
+        patterns.append((path, pattern))
+        return ibis.literal(True)
+
     for i, ov in enumerate(model.lifecycle.overrides):
         path = f"lifecycle.overrides[{i}]"
         if (ov.raise_to is None) == (ov.raise_by is None):
             problems.append(f"{path}: -- expected exactly one of raise_to or raise_by")
-        problems += _check_expression(ov.when, f"{path}.when", names, _OVERRIDE_FUNCTIONS)
-        try:
-            for fn, args in called_functions(ov.when):
-                if fn == "fired":
-                    pattern = args[0] if args else None
-                    if not isinstance(pattern, str):
-                        problems.append(
-                            f"{path}.when: fired() -- expected a quoted trigger id or glob"
-                        )
-                    elif not any(fnmatch.fnmatchcase(t, pattern) for t in trigger_ids):
-                        problems.append(f"{path}.when: value {pattern!r} -- matches no trigger id")
-        except ExpressionError:
-            pass  # already reported by _check_expression
+        problems += _check_expression(ov.when, f"{path}.when", decided, "boolean", {"fired": fired})
+    for path, pattern in patterns:
+        if not isinstance(pattern, str):
+            problems.append(f"{path}.when: fired() -- expected a quoted trigger id or glob")
+        elif not any(fnmatch.fnmatchcase(t, pattern) for t in trigger_ids):
+            problems.append(f"{path}.when: value {pattern!r} -- matches no trigger id")
     stages = [ov.stage for ov in model.lifecycle.overrides]
     for i, st in enumerate(stages):
         if stages.index(st) != i:
             problems.append(
                 f"lifecycle.overrides[{i}].stage: value {st!r} -- expected each stage once"
             )
+    order = [st for st in STAGE_ORDER if st in stages]
+    if stages == order or len(set(stages)) != len(stages):
+        return problems
+    problems.append(
+        f"lifecycle.overrides: stages in order {stages} -- expected the order {order} "
+        "(SPEC §3: the reported stage is the first that applies: at_risk, onboarding, renewal)"
+    )
     return problems

@@ -24,8 +24,14 @@ PRESETS: tuple[str, ...] = ("standard", "hybrid", "touch-model-design")
 DEFAULT_PRESET = "standard"
 
 
+# Union tags pydantic puts in locations; they are not keys of the user's file.
+_TAGS = {("routes", "plain"), ("routes", "switch"), ("signals", "expr"), ("signals", "events")}
+
+
 def dotted(loc: tuple[int | str, ...]) -> str:
     """Turn a pydantic location into ``tiers[1].band.min``."""
+    if len(loc) > 2 and (loc[0], loc[2]) in _TAGS:
+        loc = loc[:2] + loc[3:]
     out = ""
     for part in loc:
         if isinstance(part, int):

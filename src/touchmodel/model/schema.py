@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+from touchmodel.sources.contract import ColumnType
 
 Level = Literal["tech", "low", "medium", "high"]
 LEVELS: tuple[Level, ...] = ("tech", "low", "medium", "high")
@@ -134,7 +136,17 @@ class EventSignal(_Strict):
     description: str = ""
 
 
-Signal = Annotated[ExprSignal | EventSignal, Field(union_mode="left_to_right")]
+def _signal_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "events" if "events" in value else "expr"
+    return "events" if isinstance(value, EventSignal) else "expr"
+
+
+# Tagged by shape, so an error in one kind is not also reported against the other.
+Signal = Annotated[
+    Annotated[ExprSignal, Tag("expr")] | Annotated[EventSignal, Tag("events")],
+    Discriminator(_signal_kind),
+]
 
 
 class Measure(_Strict):
@@ -156,6 +168,10 @@ class Grade(_Strict):
 class Health(_Strict):
     measures: list[Measure] = Field(min_length=1)
     grades: list[Grade] = Field(min_length=1)
+
+
+# SPEC §3: the reported stage is the first of these that applies, else growth.
+STAGE_ORDER: tuple[str, ...] = ("at_risk", "onboarding", "renewal")
 
 
 class Override(_Strict):
@@ -193,6 +209,18 @@ class SwitchRoute(_Strict):
     bands: list[RouteBand] = Field(min_length=1)
 
 
+def _route_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "switch" if "by" in value else "plain"
+    return "switch" if isinstance(value, SwitchRoute) else "plain"
+
+
+AnyRoute = Annotated[
+    Annotated[Route, Tag("plain")] | Annotated[SwitchRoute, Tag("switch")],
+    Discriminator(_route_kind),
+]
+
+
 class Trigger(_Strict):
     id: str = Field(pattern=r"^[a-z_]+\.[a-z0-9_]+$")
     description: str = ""
@@ -220,18 +248,18 @@ class TouchModel(_Strict):
     events: EventGroups = Field(default_factory=EventGroups)
     ticket_categories: TicketCategories = Field(default_factory=TicketCategories)
     executive_titles: str = Field(
-        default=r"(?i)\b(chief|ceo|cfo|coo|cto|cio|cro|cmo|ciso|vp|vice president|president)\b",
+        default=r"(?i)\b(chief|ceo|cfo|coo|cto|cio|cro|cmo|ciso|[se]?vp|vice president|president)\b",
         description="Regular expression a contact title must match to count as executive.",
     )
-    extra_columns: list[str] = Field(
-        default_factory=list,
-        description="Extra accounts columns (beyond the data contract) that rules may use.",
+    extra_columns: dict[str, ColumnType] = Field(
+        default_factory=dict,
+        description="Extra accounts columns (beyond the data contract) that rules may use, with their types.",
     )
     signals: list[Signal] = Field(default_factory=list)
     health: Health
     lifecycle: Lifecycle
     teams: list[str] = Field(min_length=1)
-    routes: dict[str, Route | SwitchRoute]
+    routes: dict[str, AnyRoute]
     triggers: list[Trigger]
 
     def tier(self, tier_id: str) -> Tier:

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 
 import ibis
 import ibis.expr.types as ir
 
-from touchmodel.expr import Scope, compile_expr, referenced_names
+from touchmodel.expr import Function, Scope, compile_expr, referenced_names
 from touchmodel.model.schema import EventSignal, ExprSignal, TouchModel
 from touchmodel.signals.catalog import BUILTIN
 
@@ -108,17 +108,23 @@ def _usage_signals(events: ir.Table, model: TouchModel, as_of: ir.DateValue) -> 
     return e.group_by("account_id").aggregate(**metrics)
 
 
-def _abandonment(events: ir.Table, model: TouchModel, as_of: ir.DateValue) -> ir.Table:
-    core = events.mutate(_age=_age(as_of, events.timestamp))
-    core = core.filter(
-        (core._age >= 0) & (core._age < 60) & event_group_predicate(core.event, model.events.core)
+def _per_feature_signals(events: ir.Table, model: TouchModel, as_of: ir.DateValue) -> ir.Table:
+    """Signals that need counts per feature: core abandonment and premium interest."""
+    e = events.mutate(_age=_age(as_of, events.timestamp))
+    is_core = event_group_predicate(e.event, model.events.core)
+    is_premium = event_group_predicate(e.event, model.events.premium)
+    e = e.mutate(_core=is_core, _premium=is_premium)
+    e = e.filter((e._age >= 0) & (e._age < 60) & (e._core | e._premium))
+    per_feature = e.group_by(["account_id", "event"]).aggregate(
+        _last=e.count(where=e._age < 30),
+        _prev=e.count(where=e._age >= 30),
+        _core=e._core.any(),
+        _premium=e._premium.any(),
     )
-    per_feature = core.group_by(["account_id", "event"]).aggregate(
-        _last=core.count(where=core._age < 30), _prev=core.count(where=core._age >= 30)
-    )
-    abandoned = (per_feature._prev > 0) & (per_feature._last == 0)
+    abandoned = per_feature._core & (per_feature._prev > 0) & (per_feature._last == 0)
     return per_feature.group_by("account_id").aggregate(
-        core_features_abandoned=per_feature.count(where=abandoned)
+        core_features_abandoned=per_feature.count(where=abandoned),
+        premium_feature_max_30d=per_feature._last.max(where=per_feature._premium),
     )
 
 
@@ -141,15 +147,16 @@ def _ticket_signals(tickets: ir.Table, model: TouchModel, as_of: ir.DateValue) -
 
 def _nps_signals(nps: ir.Table, as_of: ir.DateValue) -> ir.Table:
     n = nps.mutate(_age=_age(as_of, nps.responded_at)).filter(lambda x: x._age >= 0)
+    # The latest response wins; two at the same instant take the lower score,
+    # the cautious reading for a detractor rule.
+    latest_key = n.responded_at.epoch_seconds() * 16 + (10 - n.score.cast("int64"))
     agg = n.group_by("account_id").aggregate(
-        # The latest response wins; ties on the same timestamp take the lower score,
-        # the cautious reading for a detractor rule.
-        nps_latest_score=n.score.cast("float64").argmin(n._age * 100 + n.score.cast("int64")),
+        nps_latest_score=n.score.cast("float64").argmax(latest_key),
         nps_latest_days_ago=n._age.min(),
     )
     return agg.mutate(
         nps_score_180d=ibis.ifelse(
-            agg.nps_latest_days_ago <= 180, agg.nps_latest_score, _NUMERIC_NULL
+            agg.nps_latest_days_ago < 180, agg.nps_latest_score, _NUMERIC_NULL
         )
     )
 
@@ -171,11 +178,11 @@ def _contact_signals(contacts: ir.Table, model: TouchModel) -> ir.Table:
 
 
 def _next_anniversary(start: ir.DateValue, as_of: ir.DateValue) -> ir.DateValue:
+    """The first anniversary of ``start`` on or after ``as_of`` (and after ``start``)."""
     years = (as_of.year() - start.year()).as_interval("Y")
     candidate = (start + years).cast("date")
-    return ibis.ifelse(
-        candidate < as_of, (candidate + ibis.interval(years=1)).cast("date"), candidate
-    )
+    too_early = (candidate < as_of) | (candidate <= start)
+    return ibis.ifelse(too_early, (candidate + ibis.interval(years=1)).cast("date"), candidate)
 
 
 def _expansion_value(accounts: ir.Table, model: TouchModel) -> ir.Value:
@@ -191,21 +198,36 @@ def _expansion_value(accounts: ir.Table, model: TouchModel) -> ir.Value:
     return accounts.arr.cast("float64") * step
 
 
-def build_signals(tables: Mapping[str, ir.Table], model: TouchModel, as_of: dt.date) -> SignalTable:
-    """All built-in and user signals for every account in ``tables['accounts']``."""
+def build_signals(
+    tables: Mapping[str, ir.Table],
+    model: TouchModel,
+    as_of: dt.date,
+    absent_columns: Collection[str] = (),
+) -> SignalTable:
+    """All built-in and user signals for every account in ``tables['accounts']``.
+
+    ``absent_columns`` names accounts columns the source did not have (the
+    loader fills them with NULL): signals and rules that need them are
+    reported unavailable instead of reading the NULLs as "no".
+    """
     asof = ibis.literal(as_of, type="date")
     accounts = tables["accounts"]
-    unavailable: dict[str, str] = {}
+    unavailable: dict[str, str] = {
+        col: f"column 'accounts.{col}' is missing" for col in absent_columns
+    }
     for info in BUILTIN:
         if info.table != "accounts" and info.table not in tables:
             unavailable[info.name] = f"table '{info.table}' is missing"
+        for col in info.columns:
+            if col in absent_columns:
+                unavailable.setdefault(info.name, f"column 'accounts.{col}' is missing")
 
     contract_start = accounts.contract_start.cast("date")
     renewal = ibis.coalesce(
         accounts.renewal_date.cast("date"), _next_anniversary(contract_start, asof)
     )
     lowest = model.plans[0].id if model.plans else None
-    base = accounts.mutate(
+    joined = accounts.mutate(
         days_since_start=_age(asof, contract_start),
         renewal_date_effective=renewal,
         days_to_renewal=renewal.delta(asof, unit="day"),
@@ -216,36 +238,27 @@ def build_signals(tables: Mapping[str, ir.Table], model: TouchModel, as_of: dt.d
         expansion_value=_expansion_value(accounts, model),
     )
 
-    joined = base
-    parts: list[tuple[ir.Table, list[str]]] = []
+    parts: list[ir.Table] = []
     if "usage_events" in tables:
-        events = tables["usage_events"]
-        parts.append((_usage_signals(events, model, asof), []))
-        parts.append((_abandonment(events, model, asof), []))
+        parts.append(_usage_signals(tables["usage_events"], model, asof))
+        parts.append(_per_feature_signals(tables["usage_events"], model, asof))
     if "tickets" in tables:
-        parts.append((_ticket_signals(tables["tickets"], model, asof), []))
+        parts.append(_ticket_signals(tables["tickets"], model, asof))
     if "nps_responses" in tables:
-        parts.append((_nps_signals(tables["nps_responses"], asof), []))
+        parts.append(_nps_signals(tables["nps_responses"], asof))
     if "payments" in tables:
-        parts.append((_payment_signals(tables["payments"], asof), []))
+        parts.append(_payment_signals(tables["payments"], asof))
     if "contacts" in tables:
-        parts.append((_contact_signals(tables["contacts"], model), []))
-    for part, _ in parts:
+        parts.append(_contact_signals(tables["contacts"], model))
+    for part in parts:
         joined = joined.left_join(part, "account_id").drop("account_id_right")
 
     cols = set(joined.columns)
-    fills: dict[str, ir.Value] = {}
-    count_like = [
-        "usage_30d", "usage_prev_30d", "active_users_30d", "premium_events_30d",
-        "integration_events_30d", "executive_events_30d", "milestone_events_30d",
-        "core_features_abandoned", "tickets_14d", "tickets_30d", "complaint_tickets_30d",
-        "downgrade_cancel_tickets_30d", "failed_payments_30d", "failed_payments_90d",
-        "executive_contacts",
-    ]  # fmt: skip
     event_sigs = [s.name for s in model.signals if isinstance(s, EventSignal)]
-    for name in count_like + event_sigs:
-        if name in cols:
-            fills[name] = joined[name].fill_null(0)
+    counts = [i.name for i in BUILTIN if i.count] + event_sigs
+    fills: dict[str, ir.Value] = {
+        name: joined[name].fill_null(0) for name in counts if name in cols
+    }
     if "usage_30d" in cols:
         u30 = joined.usage_30d.fill_null(0)
         prev = joined.usage_prev_30d.fill_null(0)
@@ -262,33 +275,43 @@ def build_signals(tables: Mapping[str, ir.Table], model: TouchModel, as_of: dt.d
         ) - joined._seats_removed.fill_null(0)
         fills["integration_first_use_30d"] = (joined._first_integration_age < 30).fill_null(False)
     joined = joined.mutate(**fills)
-    # Missing tables still give the column (as null) so every rule compiles;
-    # rules that need them are reported inactive instead of evaluated.
-    missing_cols = {info.name: _NUMERIC_NULL for info in BUILTIN if info.name not in joined.columns}
-    for sig in model.signals:
-        if isinstance(sig, EventSignal) and sig.name not in joined.columns:
-            missing_cols[sig.name] = _NUMERIC_NULL
-            unavailable[sig.name] = "table 'usage_events' is missing"
-    joined = joined.mutate(**missing_cols)
-    joined = joined.drop(*[c for c in joined.columns if c.startswith("_")])
+    # Missing tables still give the column (a typed NULL) so every rule
+    # compiles; rules that need them are reported inactive, not evaluated.
+    unimplemented = [
+        i.name for i in BUILTIN if i.name not in joined.columns and i.name not in unavailable
+    ]
+    if unimplemented:  # the catalogue and this module drifted apart: a bug, not user input
+        raise RuntimeError(f"signals in the catalogue but not computed: {unimplemented}")
+    nulls = {i.name: ibis.null().cast(i.type) for i in BUILTIN if i.name not in joined.columns}
+    for name in event_sigs:
+        if name not in joined.columns:
+            nulls[name] = _NUMERIC_NULL
+            unavailable[name] = "table 'usage_events' is missing"
+    joined = joined.mutate(**nulls).drop(*[c for c in joined.columns if c.startswith("_")])
 
     # User expression signals, in file order, each may use the ones before it.
     for sig in model.signals:
         if isinstance(sig, ExprSignal):
             needs = sorted(n for n in referenced_names(sig.expr) if n in unavailable)
             if needs:
-                unavailable[sig.name] = f"needs {', '.join(needs)}: " + "; ".join(
-                    sorted({unavailable[n] for n in needs})
-                )
-            current = joined
-            value = compile_expr(sig.expr, Scope(resolve=lambda n, t=current: _resolve(t, n, asof)))
+                # Keep the root causes only, so reports group by missing table.
+                unavailable[sig.name] = "; ".join(sorted({unavailable[n] for n in needs}))
+            value = compile_expr(sig.expr, table_scope(joined, as_of))
             joined = joined.mutate(**{sig.name: value})
     return SignalTable(table=joined, unavailable=unavailable)
 
 
-def _resolve(table: ir.Table, name: str, as_of: ir.DateValue) -> ir.Value:
-    if name == "as_of":
-        return as_of
-    if name in table.columns:
-        return table[name]
-    raise KeyError(name)
+def table_scope(
+    table: ir.Table, as_of: dt.date, functions: Mapping[str, Function] | None = None
+) -> Scope:
+    """An expression scope whose names are ``table``'s columns plus ``as_of``."""
+    day = ibis.literal(as_of, type="date")
+
+    def resolve(name: str) -> ir.Value:
+        if name == "as_of":
+            return day
+        if name in table.columns:
+            return table[name]
+        raise KeyError(name)
+
+    return Scope(resolve=resolve, functions=dict(functions or {}))

@@ -1,0 +1,198 @@
+"""Row rules of one table: which rows are rejected, which values set to null, and why.
+
+Every check becomes one boolean flag column of the *staged* table; the
+loader counts the flags in one pass and builds the clean table and the
+report from them (:mod:`touchmodel.sources._outputs`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+
+from touchmodel.errors import DataError
+from touchmodel.sources._casting import as_text
+from touchmodel.sources._columns import ColumnPlanner, OutputColumn
+from touchmodel.sources._reading import FILE_COL, ROW_COL, SourceTable
+from touchmodel.sources.contract import TableSpec
+from touchmodel.sources.mapping import Mapping, TableMapping
+from touchmodel.sources.rejects import NULLED, REJECTED
+
+
+@dataclass
+class Check:
+    """One report-able problem: rows where ``flag`` is true get one report line."""
+
+    flag: str  # boolean column of the staged table
+    action: str
+    # Expressions over the source or staged table; only the report computes them,
+    # so the count query and the clean table never carry them.
+    field: ir.Value
+    shown: ir.Value
+    reason: ir.Value
+
+
+@dataclass
+class TablePlan:
+    """One table planned: its output columns and the checks its staged table flags."""
+
+    source: ir.Table  # what the outputs' expressions are built on
+    staged: ir.Table  # source + converted values + one flag per check
+    outputs: list[OutputColumn]
+    checks: list[Check]
+    source_cols: list[str]
+
+
+def plan_table(
+    src: SourceTable,
+    spec: TableSpec,
+    tmap: TableMapping,
+    mapping: Mapping,
+    as_of: dt.date,
+    account_ids: ir.Column | None,
+) -> TablePlan:
+    """The staged expression of one table: source, converted outputs, one flag per check."""
+    planner = ColumnPlanner(src, spec, tmap, mapping, as_of)
+    planner.check_references()
+    planner.specs = dict(tmap.columns)
+
+    missing = [
+        c.name
+        for c in spec.columns
+        if c.required and c.name not in tmap.columns and c.name not in src.columns
+    ]
+    if missing:
+        raise DataError(
+            f"{src.label}: required column(s) {', '.join(missing)} of table '{spec.name}' not found "
+            f"(columns: {', '.join(src.columns)}); rename them in the file or map them in a mapping "
+            f"file (tables.{spec.name}.columns.<name>: <your column>)"
+        )
+
+    outputs = [planner.output(c.name) for c in spec.columns]
+    outputs += [planner.output(n) for n in tmap.columns if spec.column(n) is None]
+    taken = {o.name for o in outputs}
+    # Unmapped source columns pass through under their own names (SPEC: extra
+    # columns are kept for rules); a declared type is applied and checked.
+    for s in src.columns:
+        if s in planner.consumed or s in taken:
+            continue
+        conv = planner.source_value(s)
+        declared = tmap.types.get(s)
+        outputs.append(
+            OutputColumn(
+                s,
+                declared,
+                conv.value,
+                False,
+                conv.bad,
+                conv.reason,
+                ibis.literal(s),
+                as_text(src.table[s]),
+            )
+        )
+        taken.add(s)
+
+    t = src.table
+    cols: dict[str, ir.Value] = {}
+    checks: list[Check] = []
+    reject_flags: list[str] = []
+    null_flags: list[tuple[str, OutputColumn]] = []
+    for i, o in enumerate(outputs):
+        cols[f"__v{i}"] = o.clean_value
+        if o.bad is None:
+            continue
+        cols[f"__b{i}"] = o.bad.fill_null(False)
+        action = REJECTED if o.required else NULLED
+        checks.append(
+            Check(
+                f"__b{i}",
+                action,
+                o.field if o.field is not None else ibis.literal(o.name),
+                o.shown if o.shown is not None else as_text(o.value),
+                o.reason if o.reason is not None else ibis.literal(f"{o.name}: invalid value"),
+            )
+        )
+        if o.required:
+            reject_flags.append(f"__b{i}")
+        else:
+            null_flags.append((f"__b{i}", o))
+    staged = t.mutate(**cols)
+
+    index = {o.name: i for i, o in enumerate(outputs)}
+    if account_ids is not None and spec.references_accounts:
+        i = index["account_id"]
+        aid = staged[f"__v{i}"]
+        # A missing or blank id is reported as such, not as an unknown account.
+        known_bad = staged[f"__b{i}"] if f"__b{i}" in staged.columns else ibis.literal(False)
+        staged = staged.mutate(__unknown=(~known_bad & ~aid.isin(account_ids)).fill_null(False))
+        aid_text = staged[f"__v{i}"].cast("string")
+        checks.append(
+            Check(
+                "__unknown",
+                REJECTED,
+                ibis.literal("account_id"),
+                aid_text,
+                ibis.literal("unknown account '").concat(aid_text, "'"),
+            )
+        )
+        reject_flags.append("__unknown")
+
+    base = any_flag(staged, reject_flags)
+    staged = staged.mutate(__rj0=base)
+    rj0 = staged["__rj0"]
+    if spec.key:
+        keys = [staged[f"__v{index[k]}"] for k in spec.key]
+        # Rows rejected for other reasons do not count as the first occurrence:
+        # partitioning by that flag ranks the good rows among themselves.
+        w = ibis.window(group_by=[*keys, rj0], order_by=[staged[FILE_COL], staged[ROW_COL]])
+        first_row = staged[ROW_COL].first().over(w)
+        first_file = staged[FILE_COL].first().over(w)
+        key_text = ", ".join(spec.key)
+        shown = (
+            keys[0].cast("string")
+            if len(keys) == 1
+            else ibis.literal(" / ").join([k.cast("string") for k in keys])
+        )
+        staged = staged.mutate(
+            __dup=(~rj0 & (ibis.row_number().over(w) > 0)).fill_null(False),
+            # For the report's reason; DuckDB drops them from queries that do not ask.
+            __dup_row=first_row,
+            __dup_file=first_file,
+        )
+        reason = ibis.literal(f"duplicate {key_text}: the first occurrence, row ").concat(
+            staged["__dup_row"].cast("string"),
+            ibis.ifelse(
+                staged["__dup_file"] == staged[FILE_COL],
+                "",
+                ibis.literal(" of ").concat(staged["__dup_file"]),
+            ),
+            ", is kept",
+        )
+        checks.append(Check("__dup", REJECTED, ibis.literal(key_text), shown, reason))
+        staged = staged.mutate(__reject=staged["__rj0"] | staged["__dup"])
+    else:
+        staged = staged.mutate(__reject=staged["__rj0"])
+
+    if null_flags:
+        # Values of rejected rows are not "set to null": the whole row is in the report.
+        staged = staged.mutate(
+            **{f"{flag}n": staged[flag] & ~staged["__reject"] for flag, _o in null_flags}
+        )
+    checks = [
+        Check(f"{c.flag}n", c.action, c.field, c.shown, c.reason) if c.action == NULLED else c
+        for c in checks
+    ]
+    return TablePlan(t, staged, outputs, checks, list(src.columns))
+
+
+def any_flag(t: ir.Table, flags: list[str]) -> ir.BooleanValue:
+    """True where any of the boolean columns ``flags`` of ``t`` is true."""
+    if not flags:
+        return ibis.literal(False)
+    out = t[flags[0]]
+    for f in flags[1:]:
+        out = out | t[f]
+    return out
