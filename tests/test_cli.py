@@ -110,3 +110,15 @@ def test_demo_generates_runs_and_summarizes(tmp_path: Path) -> None:
     assert "Generated demo data" in result.stdout and "Accounts and ARR per tier" in result.stdout
     assert (tmp_path / "out" / "decisions.csv").exists()
     assert (tmp_path / "data" / "accounts.parquet").exists()
+
+
+def test_run_output_is_identical_when_repeated(demo_data: Path, tmp_path: Path) -> None:
+    outs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        result = runner.invoke(app, ["run", "-d", str(demo_data), "--as-of", AS_OF, "-o", str(out)])
+        assert result.exit_code == 0, result.stderr
+        outs.append((out / "decisions.csv").read_bytes())
+    assert outs[0] == outs[1]
+    ids = [line.split(b",")[0] for line in outs[0].splitlines()[1:]]
+    assert ids == sorted(ids)

@@ -94,7 +94,8 @@ class Engine:
         tables, excluded = customers_on(tables, as_of)
         signals = build_signals(tables, self.model, as_of, absent_columns)
         plan = plan_decisions(self.model, signals, as_of)
-        executed = plan.table.to_pyarrow()
+        # One row per account in account order, so files compare across runs.
+        executed = plan.table.to_pyarrow().sort_by("account_id")
         keep = [c for c in executed.column_names if not c.startswith(_INTERNAL_PREFIXES)]
         detail_cols = [c for c in keep if c not in DECISION_COLUMNS or c == "account_id"]
         detail_cols += ["tier", "tier_level", "health_score"]

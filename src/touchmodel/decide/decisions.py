@@ -9,17 +9,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from touchmodel.decide.health import health_columns
+from touchmodel.decide.health import add_health
 from touchmodel.decide.rules import (
     SEP,
     InactiveRule,
-    override_columns,
-    route_columns,
+    add_overrides,
     split_overrides,
     split_triggers,
     trigger_columns,
@@ -49,13 +47,12 @@ def plan_decisions(model: TouchModel, signals: SignalTable, as_of: dt.date) -> D
     """Build the full decision expression over every account."""
     t = signals.table
     t = t.mutate(**tier_columns(model, t))
-    t = t.mutate(**health_columns(model, t, set(signals.unavailable)))
+    t = add_health(model, t, set(signals.unavailable))
     active, inactive = split_triggers(model, signals.unavailable)
     overrides, inactive_overrides = split_overrides(model, signals.unavailable)
     t = t.mutate(**trigger_columns(t, active, as_of))
-    t = t.mutate(**override_columns(overrides, t, active, as_of))
-    t = t.mutate(**route_columns(model, t, active))
-    t = t.mutate(as_of=ibis.literal(as_of, type="date"))
+    t = add_overrides(model, overrides, t, active, as_of)
+    t = t.drop(*[c for c in t.columns if c.startswith("_")])
     return DecisionPlan(
         table=t, inactive=inactive + inactive_overrides, unavailable=dict(signals.unavailable)
     )

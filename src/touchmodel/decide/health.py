@@ -24,43 +24,63 @@ def measure_score(measure: Measure, value: ir.NumericValue) -> ir.NumericValue:
     return ibis.ifelse(x.isnull(), ibis.null().cast("float64"), clamped)
 
 
-def health_columns(
-    model: TouchModel, table: ir.Table, unavailable: set[str]
-) -> dict[str, ir.Value]:
-    """Columns ``health_score``, ``health_grade``, ``health_top_factor`` and one ``health__<id>`` per measure."""
+def add_health(model: TouchModel, table: ir.Table, unavailable: set[str]) -> ir.Table:
+    """Add ``health_score``, ``health_grade``, ``health_top_factor`` and ``health__<id>`` per measure.
+
+    Built in stages (scores, weights, totals, lost points, worst) so each
+    value is a column the next stage reads by name: written as one nested
+    expression, every lost-points term would repeat every score and the SQL
+    would grow with the square of the measure count.
+    Helper columns start with ``_`` and are dropped by the caller.
+    """
     measures = [m for m in model.health.measures if m.signal not in unavailable]
-    out: dict[str, ir.Value] = {}
     if not measures:
-        null = ibis.null().cast("float64")
-        out["health_score"] = null
-        out["health_grade"] = ibis.null().cast("string")
-        out["health_top_factor"] = ibis.null().cast("string")
-        return out
-    scores = {m.id: measure_score(m, table[m.signal]) for m in measures}
-    weights = {m.id: ibis.ifelse(scores[m.id].isnull(), 0.0, m.weight) for m in measures}
-    total_weight = sum(weights.values(), ibis.literal(0.0))
-    weighted = sum(
-        (scores[m.id].fill_null(0.0) * weights[m.id] for m in measures), ibis.literal(0.0)
+        return table.mutate(
+            health_score=ibis.null().cast("float64"),
+            health_grade=ibis.null().cast("string"),
+            health_top_factor=ibis.null().cast("string"),
+        )
+    # A score is NULL exactly when its signal is, so weights need not wait for scores.
+    t = table.mutate(
+        **{f"_hs_{m.id}": measure_score(m, table[m.signal]) for m in measures},
+        **{f"_hw_{m.id}": ibis.ifelse(table[m.signal].isnull(), 0.0, m.weight) for m in measures},
     )
-    score = ibis.ifelse(total_weight > 0, weighted / total_weight, ibis.null().cast("float64"))
-    out["health_score"] = score.round(1)
+    t = t.mutate(
+        _h_total=sum((t[f"_hw_{m.id}"] for m in measures), ibis.literal(0.0)),
+        _h_weighted=sum(
+            (t[f"_hs_{m.id}"].fill_null(0.0) * t[f"_hw_{m.id}"] for m in measures),
+            ibis.literal(0.0),
+        ),
+    )
     # Lost points per measure, on the same 0..100 scale as the score.
-    lost = {
-        m.id: ((100.0 - scores[m.id]) * weights[m.id] / total_weight).fill_null(0.0)
-        for m in measures
-    }
-    worst = ibis.greatest(*lost.values()) if len(lost) > 1 else next(iter(lost.values()))
-    labels = {m.id: m.label or m.id for m in measures}
-    out["health_top_factor"] = ibis.cases(
-        *[((lost[mid] == worst) & (worst > 0.05), ibis.literal(labels[mid])) for mid in lost],
-        else_=ibis.null().cast("string"),
+    t = t.mutate(
+        health_score=ibis.ifelse(
+            t._h_total > 0, t._h_weighted / t._h_total, ibis.null().cast("float64")
+        ).round(1),
+        **{
+            f"_hl_{m.id}": ((100.0 - t[f"_hs_{m.id}"]) * t[f"_hw_{m.id}"] / t._h_total).fill_null(
+                0.0
+            )
+            for m in measures
+        },
     )
+    lost = [t[f"_hl_{m.id}"] for m in measures]
+    t = t.mutate(_h_worst=ibis.greatest(*lost) if len(lost) > 1 else lost[0])
     grades = sorted(model.health.grades, key=lambda g: g.min, reverse=True)
-    rounded = out["health_score"]
-    out["health_grade"] = ibis.cases(
-        *[(rounded >= g.min, ibis.literal(g.id)) for g in grades],
-        else_=ibis.null().cast("string"),
+    return t.mutate(
+        health_top_factor=ibis.cases(
+            *[
+                (
+                    (t[f"_hl_{m.id}"] == t._h_worst) & (t._h_worst > 0.05),
+                    ibis.literal(m.label or m.id),
+                )
+                for m in measures
+            ],
+            else_=ibis.null().cast("string"),
+        ),
+        health_grade=ibis.cases(
+            *[(t.health_score >= g.min, ibis.literal(g.id)) for g in grades],
+            else_=ibis.null().cast("string"),
+        ),
+        **{f"health__{m.id}": t[f"_hs_{m.id}"].round(1) for m in measures},
     )
-    for m in measures:
-        out[f"health__{m.id}"] = scores[m.id].round(1)
-    return out

@@ -91,42 +91,60 @@ def _join_nonnull(parts: list[ir.Value]) -> ir.StringValue:
     return ibis.literal(SEP).join(parts)
 
 
-def override_columns(
-    overrides: list[Override], table: ir.Table, triggers: list[Trigger], as_of: dt.date
-) -> dict[str, ir.Value]:
-    """``lifecycle_stage``, ``touch_level``, ``touch_level_rank`` and ``level_reasons``."""
+def add_overrides(
+    model: TouchModel,
+    overrides: list[Override],
+    table: ir.Table,
+    triggers: list[Trigger],
+    as_of: dt.date,
+) -> ir.Table:
+    """Add the stage, effective level and reasons, the fired triggers and their routes.
+
+    Columns ``lifecycle_stage``, ``touch_level``, ``touch_level_rank``,
+    ``level_reasons``, ``triggers``, ``routes`` and ``as_of``. Each override's
+    condition is first its own ``_applies<i>`` column, so the ranks and
+    reasons refer to it by name instead of repeating the condition; two
+    selects in all keep the compiled query small.
+    """
     trigger_ids = [t.id for t in triggers]
 
     def fired(pattern: str) -> ir.BooleanValue:
-        cols = [table[fired_col(t)] for t in trigger_ids if fnmatch.fnmatchcase(t, pattern)]
         out: ir.BooleanValue = ibis.literal(False)
-        for c in cols:
-            out = out | c
+        for tid in trigger_ids:
+            if fnmatch.fnmatchcase(tid, pattern):
+                out = out | table[fired_col(tid)]
         return out
 
     scope = table_scope(table, as_of, {"fired": fired})
-    tier_rank = table.tier_level_rank
-    rank = tier_rank
-    stage_cases = []
-    reason_parts: list[ir.Value] = [table.tier_reason]
-    for ov in overrides:
-        applies = compile_expr(ov.when, scope).fill_null(False)
-        target = _target_rank(ov, tier_rank)
-        raises = applies & (target > rank)
-        rank = ibis.ifelse(applies, ibis.greatest(rank, target), rank)
-        stage_cases.append((applies, ibis.literal(ov.stage)))
+    t = table.mutate(
+        **{
+            f"_applies{i}": compile_expr(ov.when, scope).fill_null(False)
+            for i, ov in enumerate(overrides)
+        }
+    )
+    null = ibis.null().cast("string")
+    rank: ir.IntegerValue = t.tier_level_rank
+    reasons: list[ir.Value] = [t.tier_reason]
+    for i, ov in enumerate(overrides):
+        target = _target_rank(ov, t.tier_level_rank)
+        applies = t[f"_applies{i}"]
         text = ibis.literal(ov.reason)
-        evidence = _fired_evidence(ov, trigger_ids, table)
+        evidence = _fired_evidence(ov, trigger_ids, t)
         if evidence is not None:
             text = text + " (" + evidence + ")"
-        reason_parts.append(ibis.ifelse(raises, text, ibis.null().cast("string")))
-    level = rank.cases(*[(i, lvl) for i, lvl in enumerate(LEVELS)], else_="high")
-    return {
-        "lifecycle_stage": ibis.cases(*stage_cases, else_=ibis.literal("growth")),
-        "touch_level": level,
-        "touch_level_rank": rank,
-        "level_reasons": _join_nonnull(reason_parts),
-    }
+        reasons.append(ibis.ifelse(applies & (target > rank), text, null))
+        rank = ibis.ifelse(applies, ibis.greatest(rank, target), rank)
+    return t.mutate(
+        lifecycle_stage=ibis.cases(
+            *[(t[f"_applies{i}"], ibis.literal(ov.stage)) for i, ov in enumerate(overrides)],
+            else_=ibis.literal("growth"),
+        ),
+        touch_level=rank.cases(*[(i, lvl) for i, lvl in enumerate(LEVELS)], else_="high"),
+        touch_level_rank=rank,
+        level_reasons=_join_nonnull(reasons),
+        as_of=ibis.literal(as_of, type="date"),
+        **route_columns(model, t, triggers),
+    )
 
 
 def _target_rank(ov: Override, tier_rank: ir.IntegerValue) -> ir.IntegerValue:

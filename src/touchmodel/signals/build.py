@@ -73,13 +73,28 @@ def _age(as_of: ir.DateValue, when: ir.Value) -> ir.IntegerValue:
     return as_of.delta(when.cast("date"), unit="day")
 
 
-def _usage_signals(events: ir.Table, model: TouchModel, as_of: ir.DateValue) -> ir.Table:
+def _ages(ts: ir.TimestampValue, as_of: dt.date, lo: int, hi: int | None = None) -> ir.BooleanValue:
+    """Rows whose age in whole days is in ``[lo, hi)`` (``hi=None``: no upper bound).
+
+    Written as a range on the raw timestamp with constant bounds, not as a
+    per-row date difference: the backend can then filter while scanning.
+    """
+
+    def start_of(day: dt.date) -> ir.TimestampValue:
+        return ibis.literal(dt.datetime.combine(day, dt.time()), type="timestamp")
+
+    cond = ts < start_of(as_of - dt.timedelta(days=lo - 1))
+    if hi is not None:
+        cond = cond & (ts >= start_of(as_of - dt.timedelta(days=hi - 1)))
+    return cond
+
+
+def _usage_signals(events: ir.Table, model: TouchModel, as_of: dt.date) -> ir.Table:
     groups = model.events.groups()
-    age = _age(as_of, events.timestamp)
-    e = events.mutate(_age=age).filter(lambda t: t._age >= 0)
+    e = events.filter(_ages(events.timestamp, as_of, 0))
     is_usage = event_group_predicate(e.event, groups["usage"])
-    last30 = e._age < 30
-    prev30 = (e._age >= 30) & (e._age < 60)
+    last30 = _ages(e.timestamp, as_of, 0, 30)
+    prev30 = _ages(e.timestamp, as_of, 30, 60)
     qty = e.quantity.cast("float64")
 
     def in_group(name: str) -> ir.BooleanValue:
@@ -89,42 +104,60 @@ def _usage_signals(events: ir.Table, model: TouchModel, as_of: ir.DateValue) -> 
     metrics: dict[str, ir.Value] = {
         "usage_30d": qty.sum(where=is_usage & last30),
         "usage_prev_30d": qty.sum(where=is_usage & prev30),
-        "active_users_30d": e.user_id.nunique(where=is_usage & last30),
-        "_last_usage_age": e._age.min(where=is_usage),
+        # Ages come from the extreme timestamps after grouping, not per row.
+        "_last_usage_at": e.timestamp.max(where=is_usage),
         "_seats_added": qty.sum(where=in_group("seats") & last30),
         "_seats_removed": qty.sum(where=in_group("seats_removed") & last30),
         "premium_events_30d": e.count(where=in_group("premium") & last30),
         "integration_events_30d": e.count(where=integration & last30),
-        "_first_integration_age": e._age.max(where=integration),
+        "_first_integration_at": e.timestamp.min(where=integration),
         "executive_events_30d": e.count(where=in_group("executive") & last30),
         "milestone_events_30d": e.count(where=in_group("milestone") & last30),
     }
     for sig in model.signals:
         if isinstance(sig, EventSignal):
-            window = in_group(sig.events) & (e._age < sig.window_days)
+            window = in_group(sig.events) & _ages(e.timestamp, as_of, 0, sig.window_days)
             metrics[sig.name] = (
                 e.count(where=window) if sig.aggregate == "count" else qty.sum(where=window)
             )
-    return e.group_by("account_id").aggregate(**metrics)
+    agg = e.group_by("account_id").aggregate(**metrics)
+    day = ibis.literal(as_of, type="date")
+    return agg.mutate(
+        _last_usage_age=_age(day, agg._last_usage_at),
+        _first_integration_age=_age(day, agg._first_integration_at),
+    ).drop("_last_usage_at", "_first_integration_at")
 
 
-def _per_feature_signals(events: ir.Table, model: TouchModel, as_of: ir.DateValue) -> ir.Table:
+def _active_users(events: ir.Table, model: TouchModel, as_of: dt.date) -> ir.Table:
+    """Distinct users with usage in the last 30 days.
+
+    Filtering to the window and taking distinct (account, user) pairs first
+    groups far fewer rows than a filtered COUNT(DISTINCT) over every event.
+    """
+    recent = events.filter(
+        _ages(events.timestamp, as_of, 0, 30) & events.user_id.notnull()
+        & event_group_predicate(events.event, model.events.groups()["usage"])
+    )  # fmt: skip
+    pairs = recent.select("account_id", "user_id").distinct()
+    return pairs.group_by("account_id").aggregate(active_users_30d=pairs.count())
+
+
+def _per_feature_signals(events: ir.Table, model: TouchModel, as_of: dt.date) -> ir.Table:
     """Signals that need counts per feature: core abandonment and premium interest."""
-    e = events.mutate(_age=_age(as_of, events.timestamp))
-    is_core = event_group_predicate(e.event, model.events.core)
-    is_premium = event_group_predicate(e.event, model.events.premium)
-    e = e.mutate(_core=is_core, _premium=is_premium)
-    e = e.filter((e._age >= 0) & (e._age < 60) & (e._core | e._premium))
+    is_core = event_group_predicate(events.event, model.events.core)
+    is_premium = event_group_predicate(events.event, model.events.premium)
+    e = events.filter(_ages(events.timestamp, as_of, 0, 60) & (is_core | is_premium))
+    last30 = _ages(e.timestamp, as_of, 0, 30)
     per_feature = e.group_by(["account_id", "event"]).aggregate(
-        _last=e.count(where=e._age < 30),
-        _prev=e.count(where=e._age >= 30),
-        _core=e._core.any(),
-        _premium=e._premium.any(),
+        _last=e.count(where=last30),
+        _prev=e.count(where=~last30),
     )
-    abandoned = per_feature._core & (per_feature._prev > 0) & (per_feature._last == 0)
+    core = event_group_predicate(per_feature.event, model.events.core)
+    premium = event_group_predicate(per_feature.event, model.events.premium)
+    abandoned = core & (per_feature._prev > 0) & (per_feature._last == 0)
     return per_feature.group_by("account_id").aggregate(
         core_features_abandoned=per_feature.count(where=abandoned),
-        premium_feature_max_30d=per_feature._last.max(where=per_feature._premium),
+        premium_feature_max_30d=per_feature._last.max(where=premium),
     )
 
 
@@ -240,8 +273,9 @@ def build_signals(
 
     parts: list[ir.Table] = []
     if "usage_events" in tables:
-        parts.append(_usage_signals(tables["usage_events"], model, asof))
-        parts.append(_per_feature_signals(tables["usage_events"], model, asof))
+        parts.append(_usage_signals(tables["usage_events"], model, as_of))
+        parts.append(_per_feature_signals(tables["usage_events"], model, as_of))
+        parts.append(_active_users(tables["usage_events"], model, as_of))
     if "tickets" in tables:
         parts.append(_ticket_signals(tables["tickets"], model, asof))
     if "nps_responses" in tables:
