@@ -6,20 +6,19 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from touchmodel.cli import planning
+from touchmodel.cli._common import parse_as_of, user_errors
 from touchmodel.engine import Engine
-from touchmodel.errors import TouchmodelError
+from touchmodel.errors import ModelFileError, TouchmodelError
 from touchmodel.model.loader import DEFAULT_PRESET, PRESETS, load_model, preset_yaml
 
 app = typer.Typer(
@@ -33,35 +32,6 @@ app.add_typer(model_app, name="model")
 
 console = Console()
 err_console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def user_errors(fn: F) -> F:
-    """Turn user errors into a clean message and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except TouchmodelError as exc:
-            err_console.print(
-                f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True
-            )
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def parse_date(value: str | None) -> dt.date:
-    """An ISO date, or today when None."""
-    if value is None:
-        return dt.date.today()
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise TouchmodelError(
-            f"--as-of: value {value!r} -- expected a date like 2026-11-01"
-        ) from None
 
 
 @contextmanager
@@ -110,7 +80,7 @@ def run(
     from touchmodel.cli.render import render_summary
     from touchmodel.report import summarize
 
-    when = parse_date(as_of)
+    when = parse_as_of(as_of)
     if max_reject_rate is not None and not 0 <= max_reject_rate <= 1:
         raise TouchmodelError(
             f"--max-reject-rate: value {max_reject_rate} -- expected a share from 0 to 1"
@@ -146,7 +116,7 @@ def demo(
     from touchmodel.demo.generator import generate
     from touchmodel.report import summarize
 
-    when = parse_date(as_of)
+    when = parse_as_of(as_of)
     engine = Engine.from_spec(model)
     data_dir = folder / "data"
     with Progress(
@@ -180,12 +150,18 @@ def model_show(
 
 
 @model_app.command("check")
-@user_errors
 def model_check(
     file: Annotated[str, typer.Argument(help="A touch-model YAML file, or a preset name.")],
 ) -> None:
     """Validate a touch-model file: structure, bands, weights, names, types and routes."""
-    m = load_model(file)
+    try:
+        m = load_model(file)
+    except ModelFileError as exc:
+        # Listing problems is this command's job: one per line, not folded.
+        err_console.print(f"[red]error:[/red] {exc.file}: {len(exc.problems)} problem(s)", soft_wrap=True)
+        for problem in exc.problems:
+            err_console.print(f"  - {problem}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     console.print(
         f"{file}: OK - model '{m.name}', {len(m.tiers)} tiers, {len(m.health.measures)} health measures, "
         f"{len(m.triggers)} triggers, {len(m.routes)} routes",

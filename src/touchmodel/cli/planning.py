@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import json
 import sys
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import pyarrow as pa
 import typer
 from rich.console import Console
 
+from touchmodel.cli._common import parse_as_of, user_errors
 from touchmodel.cli.planning_render import (
     render_advice,
     render_economics,
@@ -45,34 +44,6 @@ from touchmodel.plan import (
     worked_economics,
 )
 from touchmodel.plan.select import FACTORS, QUESTIONS, SelectError, score_factor
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _user_errors(fn: F) -> F:
-    """User errors become one line on stderr and exit code 2, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except TouchmodelError as exc:
-            lines = [ln.strip().removeprefix("- ") for ln in str(exc).splitlines() if ln.strip()]
-            typer.echo("error: " + "; ".join(lines), err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _as_of(value: str | None) -> dt.date:
-    if value is None:
-        return dt.date.today()
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise TouchmodelError(
-            f"--as-of: value {value!r} -- expected a date like 2026-11-01"
-        ) from None
 
 
 def load_portfolio(
@@ -144,7 +115,7 @@ def plan_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Can we afford our touch model, and who must we hire? Today, at 12 and 24 months."""
-    when = _as_of(as_of)
+    when = parse_as_of(as_of)
     team = shipped(team, "team.yaml")
     # Check every flag and the team file before the (slow) engine run.
     d = _with_margin(_defaults(team), margin)
@@ -215,7 +186,7 @@ def select_cmd(
     portfolio = None
     notes: list[str] = []
     if data is not None:
-        _, accounts = load_portfolio(model, data, mapping, _as_of(as_of))
+        _, accounts = load_portfolio(model, data, mapping, parse_as_of(as_of))
         portfolio = as_portfolio(accounts)
         given, notes = fill_from_portfolio(given, portfolio, d)
     if given.missing() and (ask if ask is not None else sys.stdin.isatty()):
@@ -307,7 +278,7 @@ def advise_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """What stage is our CS organisation in, what next, and which mistakes show in the data?"""
-    when = _as_of(as_of)
+    when = parse_as_of(as_of)
     tm, accounts = load_portfolio(model, data, mapping, when)
     team = shipped(team, "team.yaml")
     crew, d = load_team(team, tm) if team is not None else (None, PlanningDefaults())
@@ -320,7 +291,7 @@ def advise_cmd(
 
 def register(app: typer.Typer) -> None:
     """Add ``plan``, ``select``, ``economics`` and ``advise`` to the main app."""
-    app.command("plan")(_user_errors(plan_cmd))
-    app.command("select")(_user_errors(select_cmd))
-    app.command("economics")(_user_errors(economics_cmd))
-    app.command("advise")(_user_errors(advise_cmd))
+    app.command("plan")(user_errors(plan_cmd))
+    app.command("select")(user_errors(select_cmd))
+    app.command("economics")(user_errors(economics_cmd))
+    app.command("advise")(user_errors(advise_cmd))
