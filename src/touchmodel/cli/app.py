@@ -158,7 +158,9 @@ def model_check(
         m = load_model(file)
     except ModelFileError as exc:
         # Listing problems is this command's job: one per line, not folded.
-        err_console.print(f"[red]error:[/red] {exc.file}: {len(exc.problems)} problem(s)", soft_wrap=True)
+        err_console.print(
+            f"[red]error:[/red] {exc.file}: {len(exc.problems)} problem(s)", soft_wrap=True
+        )
         for problem in exc.problems:
             err_console.print(f"  - {problem}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
