@@ -40,18 +40,24 @@ def check_share(name: str, value: float, *, allow_zero: bool = True) -> float:
     return value
 
 
+def parse_rate(name: str, text: str | float, example: str) -> float:
+    """``'40%'``, ``'0.4'`` or ``0.4`` as 0.4; ``example`` goes in the error message."""
+    if isinstance(text, int | float):
+        value = float(text)
+    else:
+        raw = text.strip()
+        try:
+            value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+        except ValueError:
+            value = math.nan
+    if math.isnan(value):
+        raise TouchmodelError(f"{name}: value {text!r} -- expected {example}")
+    return value
+
+
 def parse_share(name: str, text: str | float) -> float:
     """``'80%'``, ``'0.8'`` or ``0.8`` as 0.8, checked to lie in [0, 1]."""
-    if isinstance(text, int | float):
-        return check_share(name, float(text))
-    raw = text.strip()
-    try:
-        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-    except ValueError:
-        raise TouchmodelError(
-            f"{name}: value {text!r} -- expected a share like 0.8 or 80%"
-        ) from None
-    return check_share(name, value)
+    return check_share(name, parse_rate(name, text, "a share like 0.8 or 80%"))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from touchmodel.errors import TouchmodelError
 from touchmodel.model.schema import TouchModel
 from touchmodel.plan.capacity import CapacityPlan, plan_capacity
 from touchmodel.plan.defaults import PlanningDefaults
+from touchmodel.plan.economics import parse_rate
 from touchmodel.plan.portfolio import Portfolio
 from touchmodel.plan.team import Team
 
@@ -21,18 +22,7 @@ def parse_growth(text: str | float, max_growth: float = 10.0) -> float:
     Below -100% is impossible (fewer than zero accounts); above ``max_growth``
     (1000% by default) is almost surely a percentage typed without ``%``.
     """
-    if isinstance(text, int | float):
-        value = float(text)
-    else:
-        raw = text.strip()
-        try:
-            value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
-        except ValueError:
-            raise TouchmodelError(
-                f"--growth: value {text!r} -- expected a yearly rate like 40% or 0.4"
-            ) from None
-    if value != value:  # NaN
-        raise TouchmodelError(f"--growth: value {text!r} -- expected a yearly rate like 40% or 0.4")
+    value = parse_rate("--growth", text, "a yearly rate like 40% or 0.4")
     if value < -1:
         raise TouchmodelError(
             f"--growth: value {text!r} -- expected -100% or more (a base cannot shrink below zero)"
