@@ -46,3 +46,41 @@ def test_an_empty_csm_column_is_data_and_the_rule_fires(tmp_path: Path) -> None:
     pq.write_table(accounts, tmp_path / "accounts.parquet")
     result = Engine.from_spec("standard").run(tmp_path, as_of=dt.date(2026, 11, 1))
     assert "value.dedicated_csm" in result.decisions["triggers"][0].as_py()
+
+
+def test_rows_of_a_rejected_account_say_so_instead_of_unknown(tmp_path: Path) -> None:
+    import csv
+
+    (tmp_path / "accounts.csv").write_text(
+        "account_id,arr,contract_start\nA,1000,2024-01-01\nB,-5,2024-01-01\n"
+    )
+    (tmp_path / "usage_events.csv").write_text(
+        "account_id,timestamp,event\nA,2026-10-30T10:00:00,report.created\n"
+        "B,2026-10-30T10:00:00,report.created\nZ,2026-10-30T10:00:00,report.created\n"
+    )
+    out = tmp_path / "out"
+    Engine.from_spec("standard").run(
+        tmp_path, as_of=dt.date(2026, 11, 1), out=out, max_reject_rate=1.0
+    )
+    with (out / "rejected_rows.csv").open() as f:
+        reasons = {(r["file"], r["row"]): r["reason"] for r in csv.DictReader(f)}
+    assert reasons[("accounts.csv", "3")] == "arr is below the minimum 0"
+    assert reasons[("usage_events.csv", "3")].startswith(
+        "account 'B' was rejected in the accounts table"
+    )
+    assert reasons[("usage_events.csv", "4")] == "unknown account 'Z'"
+
+
+def test_health_rules_are_inactive_when_no_measure_has_its_input(tmp_path: Path) -> None:
+    accounts = pa.table({
+        "account_id": ["A"],
+        "arr": [8_000.0],
+        "contract_start": [dt.date(2024, 1, 1)],
+    })  # fmt: skip
+    pq.write_table(accounts, tmp_path / "accounts.parquet")
+    result = Engine.from_spec("standard").run(tmp_path, as_of=dt.date(2026, 11, 1))
+    inactive = {r.id: r.reason for r in result.inactive}
+    assert inactive["risk.health_low"].startswith(
+        "needs health_score: no health measure has its input"
+    )
+    assert {f"health.{m}" for m in ("usage_trend", "sentiment", "billing")} <= set(inactive)

@@ -188,6 +188,8 @@ def test_missing_table_makes_its_rules_inactive_not_false() -> None:
     assert "risk.ticket_spike" in inactive and "tickets" in inactive["risk.ticket_spike"]
     assert "risk.nps_detractor" in inactive and "risk.payment_failed" in inactive
     assert "risk.usage_decline" not in inactive
+    assert inactive["health.sentiment"] == "needs nps_score_180d: table 'nps_responses' is missing"
+    assert "health.usage_trend" not in inactive
 
 
 @pytest.mark.parametrize(
@@ -222,3 +224,17 @@ def test_every_catalogued_signal_is_computed_with_its_type() -> None:
         got = schema.field(info.name).type
         assert str(got) in {"float64": ("double",), "int64": ("int64",), "boolean": ("bool",),
                             "date": ("date32[day]",)}[info.type], (info.name, got)  # fmt: skip
+
+
+def test_core_abandonment_with_glob_core_names_matches_exact_names() -> None:
+    from touchmodel.engine import Engine
+    from touchmodel.model.loader import model_from_dict, preset_dict
+
+    data = preset_dict("standard")
+    data["events"]["core"] = ["report.*", "dashboard.viewed", "workflow.*", "record.updated"]
+    globbed = Engine(model_from_dict(data, "inline"))
+    for positive, negative in [CASES["risk.feature_abandonment"]]:
+        for case, expected in ((positive, True), (negative, False)):
+            tables = {k: v for k, v in case.items() if k != "account"}
+            r = row(decide([{}], model=globbed, **tables))
+            assert ("risk.feature_abandonment" in r["triggers"]) is expected

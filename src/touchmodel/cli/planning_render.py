@@ -165,6 +165,11 @@ def render_plan(
                   str(hc.csms_indicated), f"{hc.on_team:g}",
                   f"[bold red]{hc.hires}[/]" if hc.fires else "0")  # fmt: skip
     _print_figures(console, h)
+    console.print(
+        "The triggers hire at each ratio's busiest end (a CSM per 50/30/15 accounts), ahead of "
+        "need; feasibility below uses the target (middle) ratio, so it asks for fewer.",
+        soft_wrap=True,
+    )
     _render_feasibility(console, today)
     p = Table(title=f"Projection at {growth:+.0%} a year (same tier mix; hires = SPEC §6 triggers)")
     for col in ("when", "accounts", "ARR", "CSMs (range)", "team", "gap", "hires", "CS %",

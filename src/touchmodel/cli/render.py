@@ -61,7 +61,10 @@ def render_summary(console: Console, summary: RunSummary, result: RunResult) -> 
     console.print(trig)
 
     if result.inactive:
-        console.print("[yellow]Inactive rules[/yellow] (not evaluated):")
+        console.print(
+            "[yellow]Inactive rules[/yellow] (not evaluated; health.* measures give their "
+            "weight to the others):"
+        )
         by_cause: dict[str, list[str]] = {}
         for r in result.inactive:
             # "needs X: table 't' is missing" -> group by the cause after the signal names

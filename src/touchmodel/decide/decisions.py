@@ -48,13 +48,25 @@ def plan_decisions(model: TouchModel, signals: SignalTable, as_of: dt.date) -> D
     t = signals.table
     t = t.mutate(**tier_columns(model, t))
     t = add_health(model, t, set(signals.unavailable))
-    active, inactive = split_triggers(model, signals.unavailable)
-    overrides, inactive_overrides = split_overrides(model, signals.unavailable)
+    unavailable = dict(signals.unavailable)
+    if all(m.signal in unavailable for m in model.health.measures):
+        causes = sorted({unavailable[m.signal] for m in model.health.measures})
+        unavailable["health_score"] = "no health measure has its input (" + "; ".join(causes) + ")"
+    active, inactive = split_triggers(model, unavailable)
+    overrides, inactive_overrides = split_overrides(model, unavailable)
     t = t.mutate(**trigger_columns(t, active, as_of))
     t = add_overrides(model, overrides, t, active, as_of)
     t = t.drop(*[c for c in t.columns if c.startswith("_")])
+    # A measure without its input is not scored; its weight goes to the others.
+    inactive_measures = [
+        InactiveRule(f"health.{m.id}", f"needs {m.signal}: {signals.unavailable[m.signal]}")
+        for m in model.health.measures
+        if m.signal in signals.unavailable
+    ]
     return DecisionPlan(
-        table=t, inactive=inactive + inactive_overrides, unavailable=dict(signals.unavailable)
+        table=t,
+        inactive=inactive + inactive_overrides + inactive_measures,
+        unavailable=unavailable,
     )
 
 

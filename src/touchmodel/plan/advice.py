@@ -65,6 +65,8 @@ def org_phase(team_size: float, p: Phases) -> Stage:
     """SPEC §8 phase for a CS team of ``team_size`` people."""
     size = math.ceil(team_size - 1e-9)
     basis = f"{size} CS people (launch 1-{p.launch_max_team}, scale up to {p.scale_max_team})"
+    if not size:
+        basis += "; no --team file or --team-size given, so none assumed"
     if size <= p.launch_max_team:
         return Stage(
             "launch" if size else "launch (no CS team yet)",

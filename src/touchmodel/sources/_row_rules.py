@@ -53,6 +53,7 @@ def plan_table(
     mapping: Mapping,
     as_of: dt.date,
     account_ids: ir.Column | None,
+    rejected_account_ids: ir.Column | None = None,
 ) -> TablePlan:
     """The staged expression of one table: source, converted outputs, one flag per check."""
     planner = ColumnPlanner(src, spec, tmap, mapping, as_of)
@@ -128,6 +129,14 @@ def plan_table(
         # A missing or blank id is reported as such, not as an unknown account.
         known_bad = staged[f"__b{i}"] if f"__b{i}" in staged.columns else ibis.literal(False)
         staged = staged.mutate(__unknown=(~known_bad & ~aid.isin(account_ids)).fill_null(False))
+        was_rejected: ir.BooleanValue | None = None
+        if rejected_account_ids is not None:
+            # A column of its own: only report rows read it, and a subquery
+            # inside the report's array of checks does not compile on DuckDB.
+            staged = staged.mutate(
+                __acct_rejected=aid.cast("string").isin(rejected_account_ids).fill_null(False)
+            )
+            was_rejected = staged["__acct_rejected"]
         aid_text = staged[f"__v{i}"].cast("string")
         checks.append(
             Check(
@@ -135,7 +144,7 @@ def plan_table(
                 REJECTED,
                 ibis.literal("account_id"),
                 aid_text,
-                ibis.literal("unknown account '").concat(aid_text, "'"),
+                _unknown_reason(aid_text, was_rejected),
             )
         )
         reject_flags.append("__unknown")
@@ -196,3 +205,18 @@ def any_flag(t: ir.Table, flags: list[str]) -> ir.BooleanValue:
     for f in flags[1:]:
         out = out | t[f]
     return out
+
+
+def _unknown_reason(aid: ir.StringValue, was_rejected: ir.BooleanValue | None) -> ir.StringValue:
+    """Why a child row's account is unknown: never seen, or its own row was rejected.
+
+    Saying "unknown" for an account that is in the accounts file but was
+    rejected there sends the user looking in the wrong place.
+    """
+    unknown = ibis.literal("unknown account '").concat(aid, "'")
+    if was_rejected is None:
+        return unknown
+    rejected = ibis.literal("account '").concat(
+        aid, "' was rejected in the accounts table (see its rows in this report)"
+    )
+    return ibis.ifelse(was_rejected, rejected, unknown)

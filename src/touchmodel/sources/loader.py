@@ -44,7 +44,7 @@ from touchmodel.errors import DataError
 from touchmodel.sources._discovery import discover_table
 from touchmodel.sources._outputs import clean_table, report_rows
 from touchmodel.sources._reading import read_source
-from touchmodel.sources._row_rules import plan_table
+from touchmodel.sources._row_rules import TablePlan, plan_table
 from touchmodel.sources.contract import TABLES
 from touchmodel.sources.mapping import Mapping, mapping_error, mapping_problems
 from touchmodel.sources.rejects import NULLED, RejectReport, TableRejects
@@ -100,6 +100,7 @@ def load_folder(
     files: dict[str, str] = {}
     absent: dict[str, list[str]] = {}
     account_ids: ir.Column | None = None
+    rejected_account_ids: ir.Column | None = None
 
     for name, spec in TABLES.items():
         tmap = mapping.table(name)
@@ -115,7 +116,7 @@ def load_folder(
             continue
         step(f"reading {name} from {found.label}")
         src = read_source(con, name, found, folder, tmap, token)
-        plan = plan_table(src, spec, tmap, mapping, as_of, account_ids)
+        plan = plan_table(src, spec, tmap, mapping, as_of, account_ids, rejected_account_ids)
 
         # The one extra pass: how many rows, rejects and nulls per check.
         staged = plan.staged
@@ -137,6 +138,8 @@ def load_folder(
             # Small, and every other table checks its account ids against it.
             clean = con.create_table(f"__tm_accounts_{token}", clean, temp=True)
             account_ids = clean.account_id
+            if row["__rejected"]:
+                rejected_account_ids = _rejected_ids(con, plan, token)
         tables[name] = clean
         absent[name] = [o.name for o in plan.outputs if not o.provided and o.default is None]
         counts[name] = rows_read
@@ -164,3 +167,13 @@ def load_folder(
         files=files,
         absent_columns=absent,
     )
+
+
+def _rejected_ids(con: ibis.BaseBackend, plan: TablePlan, token: str) -> ir.Column:
+    """Ids of the account rows that were rejected (small; only made when there are any)."""
+    staged = plan.staged
+    index = next(i for i, o in enumerate(plan.outputs) if o.name == "account_id")
+    ids = staged.filter(staged["__reject"] & staged[f"__v{index}"].notnull()).select(
+        account_id=staged[f"__v{index}"].cast("string")
+    )
+    return con.create_table(f"__tm_rejected_accounts_{token}", ids, temp=True).account_id
