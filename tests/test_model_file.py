@@ -69,7 +69,10 @@ def test_unknown_route_team_signal_and_event_group() -> None:
         d["signals"] = [{"name": "vip_events", "events": "vip"}]
 
     probs = problems_for(mutate)
-    assert any(p.startswith("triggers[0].route: value 'nowhere' -- unknown route") for p in probs)
+    assert any(
+        p.startswith("triggers[0] (value.dedicated_csm).route: value 'nowhere' -- unknown route")
+        for p in probs
+    )
     assert any(p.startswith("routes.csm_outreach.team: value 'ghosts'") for p in probs)
     assert any("unknown name(s) usage_chnge_pct" in p for p in probs)
     assert any(p.startswith("signals[0].events: value 'vip' -- unknown event group") for p in probs)
@@ -195,17 +198,17 @@ def test_expression_signal_on_a_missing_table_is_unavailable_too() -> None:
     "mutate,expected",
     [
         (lambda d: d["triggers"][0].update(when="usage_30d"),
-         "triggers[0].when: value 'usage_30d' -- expected a true/false condition, got a float64 value"),
+         "triggers[0] (value.dedicated_csm).when: value 'usage_30d' -- expected a true/false condition, got a float64 value"),
         (lambda d: d["triggers"][0].update(when="not premium_events_30d"),
          "expected a true/false condition"),
-        (lambda d: d["triggers"][0].update(when="plan > 5"), "triggers[0].when: value 'plan > 5' -- "),
+        (lambda d: d["triggers"][0].update(when="plan > 5"), "triggers[0] (value.dedicated_csm).when: value 'plan > 5' -- "),
         (lambda d: d["health"]["measures"][0].update(signal="health_score"),
          "health.measures[0].signal: value 'health_score' -- unknown name(s) health_score"),
         (lambda d: d["tiering"].update(signal="name"),
          "tiering.signal: value 'name' -- expected a number, got a string value"),
         (lambda d: d["routes"]["expansion"].update(by="plan"),
          "routes.expansion.by: value 'plan' -- expected a number"),
-        (lambda d: d["triggers"][0].update(when="-" * 1500 + "arr > 1"), "triggers[0].when: value"),
+        (lambda d: d["triggers"][0].update(when="-" * 1500 + "arr > 1"), "triggers[0] (value.dedicated_csm).when: value"),
         (lambda d: d["lifecycle"].update(overrides=list(reversed(d["lifecycle"]["overrides"]))),
          "lifecycle.overrides: stages in order ['renewal', 'onboarding', 'at_risk'] -- expected the order"),
     ],
@@ -228,7 +231,7 @@ def test_extra_columns_are_typed_and_usable(tmp_path: Path) -> None:
     )
     model_from_dict(data, "ok.yaml")
     data["triggers"][-1]["when"] = "nps_segment > 3"
-    with pytest.raises(ModelFileError, match=r"triggers\[21\]\.when"):
+    with pytest.raises(ModelFileError, match=r"triggers\[21\] \(custom.vip\)\.when"):
         model_from_dict(data, "bad.yaml")
 
 
@@ -239,3 +242,13 @@ def test_model_check_accepts_a_preset_name() -> None:
 
     result = CliRunner().invoke(app, ["model", "check", "touch-model-design"])
     assert result.exit_code == 0 and "OK - model 'touch-model-design'" in result.stdout
+
+
+def test_typos_get_a_did_you_mean() -> None:
+    def mutate(d: dict) -> None:
+        d["triggers"][1]["when"] = "usage_prev_30d > 0 and usage_chnge_pct <= -40"
+        d["triggers"][2]["route"] = "csm_at_risk_outreec"
+
+    probs = problems_for(mutate)
+    assert any("(did you mean 'usage_change_pct'?)" in p for p in probs)
+    assert any("(did you mean 'csm_at_risk_outreach'?)" in p for p in probs)

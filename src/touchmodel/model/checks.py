@@ -8,9 +8,11 @@ first, so a user can fix a file in one pass.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import fnmatch
 import math
 import re
+from collections.abc import Iterable
 from itertools import pairwise
 from typing import Any
 
@@ -124,6 +126,12 @@ def _check_health(model: TouchModel) -> list[str]:
     return problems
 
 
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest known name, or ``""``."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 _CHECK_DATE = dt.date(2000, 1, 1)  # any date: checks compile, they never execute
 
 
@@ -146,9 +154,10 @@ def _check_expression(
         return [f"{path}: value {text!r} -- {exc.reason}"]
     unknown = sorted(used - set(table.columns) - {"as_of", "true", "false", "null"})
     if unknown:
+        hints = [h for n in unknown if (h := did_you_mean(n, table.columns))]
         return [
             f"{path}: value {text!r} -- unknown name(s) {', '.join(unknown)}; expected signals, "
-            "accounts columns, or names listed in extra_columns"
+            "accounts columns, or names listed in extra_columns" + "".join(hints)
         ]
     for fn, _args in calls:
         if fn in _OVERRIDE_FUNCTIONS and fn not in (functions or {}):
@@ -197,6 +206,7 @@ def _check_routes(model: TouchModel) -> list[str]:
                 if target is None:
                     problems.append(
                         f"routes.{rid}.bands[{j}].route: value {band.route!r} -- expected a route id"
+                        f"{did_you_mean(band.route, model.routes)}"
                     )
                 elif isinstance(target, SwitchRoute):
                     problems.append(
@@ -257,14 +267,19 @@ def check_model(model: TouchModel) -> list[str]:
             problems += _check_expression(route.by, f"routes.{rid}.by", decided, "numeric")
     trigger_ids = [t.id for t in model.triggers]
     for i, trig in enumerate(model.triggers):
+        # The id beside the position: "triggers[3]" alone sends users counting.
+        at = f"triggers[{i}] ({trig.id})"
         if trigger_ids.index(trig.id) != i:
-            problems.append(f"triggers[{i}].id: value {trig.id!r} -- expected a unique trigger id")
+            first = trigger_ids.index(trig.id)
+            problems.append(
+                f"{at}.id: value {trig.id!r} -- expected a unique trigger id (also triggers[{first}])"
+            )
         if trig.route not in model.routes:
             problems.append(
-                f"triggers[{i}].route: value {trig.route!r} -- unknown route; expected one of "
-                f"{sorted(model.routes)}"
+                f"{at}.route: value {trig.route!r} -- unknown route"
+                f"{did_you_mean(trig.route, model.routes)}; expected one of {sorted(model.routes)}"
             )
-        problems += _check_expression(trig.when, f"triggers[{i}].when", decided, "boolean")
+        problems += _check_expression(trig.when, f"{at}.when", decided, "boolean")
     problems += _check_overrides(model, decided, trigger_ids)
     return problems
 
