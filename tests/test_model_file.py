@@ -194,21 +194,24 @@ def test_expression_signal_on_a_missing_table_is_unavailable_too() -> None:
     assert "custom.noisy" in row(decide([{}], model=engine, tickets=tickets))["triggers"]
 
 
+T0 = "triggers[0] (value.dedicated_csm)"
+
+
 @pytest.mark.parametrize(
     "mutate,expected",
     [
         (lambda d: d["triggers"][0].update(when="usage_30d"),
-         "triggers[0] (value.dedicated_csm).when: value 'usage_30d' -- expected a true/false condition, got a float64 value"),
+         f"{T0}.when: value 'usage_30d' -- expected a true/false condition, got a float64 value"),
         (lambda d: d["triggers"][0].update(when="not premium_events_30d"),
          "expected a true/false condition"),
-        (lambda d: d["triggers"][0].update(when="plan > 5"), "triggers[0] (value.dedicated_csm).when: value 'plan > 5' -- "),
+        (lambda d: d["triggers"][0].update(when="plan > 5"), f"{T0}.when: value 'plan > 5' -- "),
         (lambda d: d["health"]["measures"][0].update(signal="health_score"),
          "health.measures[0].signal: value 'health_score' -- unknown name(s) health_score"),
         (lambda d: d["tiering"].update(signal="name"),
          "tiering.signal: value 'name' -- expected a number, got a string value"),
         (lambda d: d["routes"]["expansion"].update(by="plan"),
          "routes.expansion.by: value 'plan' -- expected a number"),
-        (lambda d: d["triggers"][0].update(when="-" * 1500 + "arr > 1"), "triggers[0] (value.dedicated_csm).when: value"),
+        (lambda d: d["triggers"][0].update(when="-" * 1500 + "arr > 1"), f"{T0}.when: value"),
         (lambda d: d["lifecycle"].update(overrides=list(reversed(d["lifecycle"]["overrides"]))),
          "lifecycle.overrides: stages in order ['renewal', 'onboarding', 'at_risk'] -- expected the order"),
     ],
