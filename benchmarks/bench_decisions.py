@@ -191,7 +191,11 @@ def ensure_data(folder: Path, accounts: int, seed: int, as_of: dt.date) -> dict[
     if spec is None or spec.origin is None:
         raise SystemExit("touchmodel.demo.generator is not importable: install the package first")
     # A changed generator invalidates the cached data.
-    source_hash = hashlib.sha256(Path(spec.origin).read_bytes()).hexdigest()[:12]
+    # The drawing code is spread over the whole demo package, not one module.
+    digest = hashlib.sha256()
+    for part in sorted(Path(spec.origin).parent.glob("*.py")):
+        digest.update(part.name.encode() + part.read_bytes())
+    source_hash = digest.hexdigest()[:12]
     wanted = {
         "accounts": accounts,
         "seed": seed,
