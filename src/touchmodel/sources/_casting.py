@@ -55,7 +55,7 @@ _EXPECTED = {
     "number": "a number",
     "integer": "a whole number",
     "bool": "true/false (yes/no, 1/0, y/n)",
-    "date": "a date (YYYY-MM-DD)",
+    "date": "a real calendar date (YYYY-MM-DD)",
     "timestamp": "a timestamp (YYYY-MM-DD HH:MM:SS)",
     "string": "text",
 }
