@@ -159,7 +159,7 @@ def test_unparseable_required_date_rejects_the_row(tmp_path: Path) -> None:
         (2, "contract_start", "2025-02-30"),
         (3, "contract_start", "01/02/2025"),
     ]
-    assert all("not a date" in e["reason"] for e in entries)
+    assert all("not a real calendar date" in e["reason"] for e in entries)
 
 
 def test_unparseable_optional_date_is_nulled_and_reported(tmp_path: Path) -> None:
