@@ -238,3 +238,23 @@ def test_core_abandonment_with_glob_core_names_matches_exact_names() -> None:
             tables = {k: v for k, v in case.items() if k != "account"}
             r = row(decide([{}], model=globbed, **tables))
             assert ("risk.feature_abandonment" in r["triggers"]) is expected
+
+
+def test_expansion_value_uses_the_price_list_step() -> None:
+    from touchmodel.engine import Engine
+    from touchmodel.model.loader import model_from_dict, preset_dict
+
+    data = preset_dict("standard")
+    data["plans"] = [{"id": "starter", "annual_price": 5000}, {"id": "growth", "annual_price": 15000},
+                     {"id": "enterprise", "annual_price": 60000}]  # fmt: skip
+    engine = Engine(model_from_dict(data, "inline"))
+    decided = decide(
+        [{"account_id": "S", "plan": "starter", "arr": 20_000.0},
+         {"account_id": "G", "plan": "growth", "arr": 20_000.0},
+         {"account_id": "E", "plan": "enterprise", "arr": 20_000.0}],
+        model=engine, usage_events=[],
+    )  # fmt: skip
+    # starter -> growth is a 3x price (+200%), growth -> enterprise 4x (+300%); top plan: ARR.
+    assert row(decided, "S")["expansion_value"] == 40_000.0
+    assert row(decided, "G")["expansion_value"] == 60_000.0
+    assert row(decided, "E")["expansion_value"] == 20_000.0

@@ -66,10 +66,10 @@ def render_summary(console: Console, summary: RunSummary, result: RunResult) -> 
             "weight to the others):"
         )
         by_cause: dict[str, list[str]] = {}
-        for r in result.inactive:
+        for rule in result.inactive:
             # "needs X: table 't' is missing" -> group by the cause after the signal names
-            cause = r.reason.split(": ", 1)[-1]
-            by_cause.setdefault(cause, []).append(r.id)
+            cause = rule.reason.split(": ", 1)[-1]
+            by_cause.setdefault(cause, []).append(rule.id)
         for cause, ids in by_cause.items():
             console.print(f"  {cause}: {', '.join(ids)}")
     excluded = {k: v for k, v in result.excluded.items() if v}

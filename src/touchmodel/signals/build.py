@@ -219,12 +219,12 @@ def _next_anniversary(start: ir.DateValue, as_of: ir.DateValue) -> ir.DateValue:
 
 
 def _expansion_value(accounts: ir.Table, model: TouchModel) -> ir.Value:
-    priced = [p for p in model.plans if p.annual_price]
+    priced = [(p.id, p.annual_price) for p in model.plans if p.annual_price]
     if len(priced) < 2:
         return accounts.arr.cast("float64")
     steps = [
-        (accounts.plan == cur.id, ibis.literal(nxt.annual_price / cur.annual_price - 1))
-        for cur, nxt in pairwise(priced)
+        (accounts.plan == cur_id, ibis.literal(nxt_price / cur_price - 1))
+        for (cur_id, cur_price), (_, nxt_price) in pairwise(priced)
     ]
     # The top plan has no next step: its expansion value is its ARR (more seats/usage).
     step = ibis.cases(*steps, else_=ibis.literal(1.0))
