@@ -122,3 +122,13 @@ def test_run_output_is_identical_when_repeated(demo_data: Path, tmp_path: Path) 
     assert outs[0] == outs[1]
     ids = [line.split(b",")[0] for line in outs[0].splitlines()[1:]]
     assert ids == sorted(ids)
+
+
+def test_model_signals_lists_every_catalogued_name() -> None:
+    from touchmodel.signals.catalog import BUILTIN
+
+    result = runner.invoke(app, ["model", "signals"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for info in BUILTIN:
+        assert info.name in result.stdout
+    assert "fired('risk.*')" in result.stdout and "days_between" in result.stdout

@@ -149,6 +149,35 @@ def model_show(
     typer.echo(preset_yaml(preset), nl=False)
 
 
+@model_app.command("signals")
+def model_signals() -> None:
+    """List every name a rule may use: accounts columns, signals, decision values, functions."""
+    from rich.table import Table
+
+    from touchmodel.expr import BUILTIN_FUNCTIONS
+    from touchmodel.signals.catalog import ACCOUNT_TYPES, BUILTIN, DECISION_NAMES
+
+    table = Table(title="Names for rules (when:), custom signals (expr:) and health measures")
+    for col in ("name", "type", "needs", "meaning"):
+        table.add_column(col, overflow="fold")
+    for name, typ in ACCOUNT_TYPES.items():
+        table.add_row(name, typ, "accounts", "accounts column (SPEC §10)")
+    for info in BUILTIN:
+        needs = info.table + "".join(f", accounts.{c}" for c in info.columns)
+        table.add_row(info.name, info.type, needs, info.description)
+    for name, typ in DECISION_NAMES.items():
+        table.add_row(name, typ, "(decision)", "usable in triggers, overrides and routes only")
+    table.add_row("as_of", "date", "", "the date decided for")
+    console.print(table)
+    console.print(
+        "Functions: " + ", ".join(sorted(BUILTIN_FUNCTIONS)) + "; in lifecycle overrides also "
+        "fired('risk.*'). Operators: and or not, < <= > >= == !=, + - * / // %, "
+        "x if cond else y, x in ['a', 'b']. Extra accounts columns: declare them under "
+        "extra_columns with their type.",
+        soft_wrap=True,
+    )
+
+
 @model_app.command("check")
 def model_check(
     file: Annotated[str, typer.Argument(help="A touch-model YAML file, or a preset name.")],

@@ -62,14 +62,19 @@ def preset_dict(name: str) -> dict[str, Any]:
 
 
 def preset_yaml(name: str) -> str:
-    """A preset as a complete, standalone YAML touch-model file."""
+    """A preset as one complete, standalone YAML touch-model file, comments kept.
+
+    The preset's own file (identity and tiers) and the shared defaults have no
+    top-level key in common, so their texts joined are one valid document,
+    and the comments that explain each part survive.
+    """
+    preset_dict(name)  # validates the name
     header = (
         f"# touchmodel preset '{name}'. Copy this file, edit it, and check it with\n"
         f"#   touchmodel model check my-model.yaml\n"
+        f"# Names rules may use: touchmodel model signals\n\n"
     )
-    return header + yaml.safe_dump(
-        preset_dict(name), sort_keys=False, allow_unicode=True, width=100
-    )
+    return header + _preset_text(name).rstrip() + "\n\n" + _preset_text("_common")
 
 
 def model_from_dict(data: Any, source: str) -> TouchModel:
