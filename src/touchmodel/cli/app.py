@@ -158,7 +158,10 @@ def model_signals() -> None:
     from touchmodel.signals.catalog import ACCOUNT_TYPES, BUILTIN, DECISION_NAMES
 
     table = Table(title="Names for rules (when:), custom signals (expr:) and health measures")
-    for col in ("name", "type", "needs", "meaning"):
+    # Names are what users copy into rules: never broken across lines.
+    table.add_column("name", no_wrap=True)
+    table.add_column("type", no_wrap=True)
+    for col in ("needs", "meaning"):
         table.add_column(col, overflow="fold")
     for name, typ in ACCOUNT_TYPES.items():
         table.add_row(name, typ, "accounts", "accounts column (SPEC §10)")
