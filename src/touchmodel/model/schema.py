@@ -7,6 +7,7 @@ names resolve) live in :mod:`touchmodel.model.checks`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
@@ -136,16 +137,20 @@ class EventSignal(_Strict):
     description: str = ""
 
 
-def _signal_kind(value: object) -> str:
-    if isinstance(value, dict):
-        return "events" if "events" in value else "expr"
-    return "events" if isinstance(value, EventSignal) else "expr"
+def _tag_by_key(key: str, cls: type, present: str, absent: str) -> Callable[[object], str]:
+    """A union discriminator: ``present`` when a dict has ``key`` (or is a ``cls``)."""
+
+    def tag(value: object) -> str:
+        has = key in value if isinstance(value, dict) else isinstance(value, cls)
+        return present if has else absent
+
+    return tag
 
 
 # Tagged by shape, so an error in one kind is not also reported against the other.
 Signal = Annotated[
     Annotated[ExprSignal, Tag("expr")] | Annotated[EventSignal, Tag("events")],
-    Discriminator(_signal_kind),
+    Discriminator(_tag_by_key("events", EventSignal, "events", "expr")),
 ]
 
 
@@ -209,15 +214,9 @@ class SwitchRoute(_Strict):
     bands: list[RouteBand] = Field(min_length=1)
 
 
-def _route_kind(value: object) -> str:
-    if isinstance(value, dict):
-        return "switch" if "by" in value else "plain"
-    return "switch" if isinstance(value, SwitchRoute) else "plain"
-
-
 AnyRoute = Annotated[
     Annotated[Route, Tag("plain")] | Annotated[SwitchRoute, Tag("switch")],
-    Discriminator(_route_kind),
+    Discriminator(_tag_by_key("by", SwitchRoute, "switch", "plain")),
 ]
 
 
