@@ -99,3 +99,53 @@ def row(decided: Decided, account_id: str = "A1") -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def standard() -> Engine:
     return Engine.from_spec("standard")
+
+
+# --- the state store on every supported database ----------------------------------
+# SQLite always; PostgreSQL when TOUCHMODEL_TEST_POSTGRES_URL names a server
+# (`.ci/run` starts one with scripts/postgres.sh and sets it). Each test gets
+# its own database, so xdist workers never see each other's rows.
+POSTGRES_URL_ENV = "TOUCHMODEL_TEST_POSTGRES_URL"
+
+
+def _fresh_postgres_database(admin_url: str, name: str) -> str:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(admin_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_postgres_database(admin_url: str, name: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(admin_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    """A URL of an empty state database: a SQLite file, or a fresh PostgreSQL database."""
+    import os
+    import uuid
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    admin_url = os.environ.get(POSTGRES_URL_ENV)
+    if not admin_url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{POSTGRES_URL_ENV} is not set: .ci/run must start PostgreSQL")
+        pytest.skip(f"set {POSTGRES_URL_ENV} (bash scripts/postgres.sh prints one)")
+    name = f"tm_{uuid.uuid4().hex[:16]}"
+    yield _fresh_postgres_database(admin_url, name)
+    _drop_postgres_database(admin_url, name)

@@ -1,0 +1,1 @@
+"""The state store: runs, decision history, work items, books, touchpoints, outbox."""

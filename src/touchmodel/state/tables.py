@@ -1,0 +1,217 @@
+"""The state store's tables (SQLAlchemy 2 ORM).
+
+Every change to these classes needs an Alembic migration in
+``touchmodel/state/migrations/versions``; ``tests/test_state_migrations.py``
+fails when the models and the migrations disagree.
+
+Idempotency lives in the keys, not in the code paths: a snapshot is keyed by
+(account, as-of date), an open work item by its dedupe key, a touchpoint by
+(account, key), an outbox message by its idempotency key. Re-running a day, or
+finishing a run that was killed half way, can only find the rows already there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints, so migrations can alter them on SQLite and PostgreSQL alike.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = String(200)
+
+
+def utcnow() -> dt.datetime:
+    """Now, timezone-aware UTC (stored timestamps are always UTC)."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, dt.datetime: DateTime(timezone=True)}
+
+
+class Run(Base):
+    """One invocation of a daily run: what went in, what came out, how long it took."""
+
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    as_of: Mapped[dt.date] = mapped_column(Date, index=True)
+    status: Mapped[str] = mapped_column(String(16))  # running | completed | failed | abandoned
+    model_name: Mapped[str] = mapped_column(String(200))
+    model_hash: Mapped[str] = mapped_column(String(64))
+    data_path: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]
+    seconds: Mapped[float | None] = mapped_column(Float)
+    accounts: Mapped[int] = mapped_column(Integer, default=0)
+    input_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rejects: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    excluded: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What the run changed: items created/closed, touchpoints planned, messages queued.
+    changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Snapshot(Base):
+    """An account's decision on one as-of date: the history of tiers, levels and health."""
+
+    __tablename__ = "account_snapshots"
+
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    as_of: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    model_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(Text)
+    arr: Mapped[float | None] = mapped_column(Float)
+    contract_start: Mapped[dt.date | None] = mapped_column(Date)
+    renewal_date: Mapped[dt.date | None] = mapped_column(Date)
+    tier: Mapped[str] = mapped_column(String(64))
+    tier_level: Mapped[str] = mapped_column(String(16))
+    lifecycle_stage: Mapped[str] = mapped_column(String(16))
+    touch_level: Mapped[str] = mapped_column(String(16))
+    level_reasons: Mapped[str] = mapped_column(Text, default="")
+    health_score: Mapped[float | None] = mapped_column(Float)
+    health_grade: Mapped[str | None] = mapped_column(String(32))
+    health_top_factor: Mapped[str | None] = mapped_column(String(64))
+    triggers: Mapped[str] = mapped_column(Text, default="")
+    routes: Mapped[str] = mapped_column(Text, default="")
+
+
+class Assignment(Base):
+    """The CSM whose book an account is in (sticky across runs)."""
+
+    __tablename__ = "assignments"
+
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    csm: Mapped[str] = mapped_column(String(200), index=True)
+    tier: Mapped[str] = mapped_column(String(64))
+    assigned_on: Mapped[dt.date] = mapped_column(Date)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class AssignmentChange(Base):
+    """Every move of an account between books, with why."""
+
+    __tablename__ = "assignment_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID, index=True)
+    on: Mapped[dt.date] = mapped_column(Date)
+    from_csm: Mapped[str | None] = mapped_column(String(200))
+    to_csm: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+
+
+class WorkItem(Base):
+    """A task for a person or team (a CTA): from a fired trigger or a tier migration."""
+
+    __tablename__ = "work_items"
+    __table_args__ = (Index("ix_work_items_account_trigger", "account_id", "trigger"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID)
+    trigger: Mapped[str] = mapped_column(String(120))
+    reason_key: Mapped[str] = mapped_column(String(200), default="")
+    kind: Mapped[str] = mapped_column(String(16))  # trigger | migration
+    # (account, trigger, reason) while the item is open or snoozed, NULL once closed:
+    # a unique index on it makes a duplicate open item impossible, even across processes.
+    open_key: Mapped[str | None] = mapped_column(String(600), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open | snoozed | closed
+    priority: Mapped[str] = mapped_column(String(16))  # urgent | high | normal
+    team: Mapped[str] = mapped_column(String(120))
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    action: Mapped[str] = mapped_column(Text)
+    route: Mapped[str] = mapped_column(String(120))
+    channel: Mapped[str | None] = mapped_column(String(32))
+    due: Mapped[dt.date] = mapped_column(Date)
+    explanation: Mapped[str] = mapped_column(Text)
+    created_on: Mapped[dt.date] = mapped_column(Date)
+    created_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    last_seen_on: Mapped[dt.date] = mapped_column(Date)
+    snoozed_until: Mapped[dt.date | None] = mapped_column(Date)
+    snooze_reason: Mapped[str | None] = mapped_column(Text)
+    closed_on: Mapped[dt.date | None] = mapped_column(Date)
+    close_reason: Mapped[str | None] = mapped_column(Text)
+    closed_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class WorkItemEvent(Base):
+    """The audit trail of a work item: created, snoozed, woken, closed, reopened."""
+
+    __tablename__ = "work_item_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    work_item_id: Mapped[int] = mapped_column(ForeignKey("work_items.id"), index=True)
+    on: Mapped[dt.date] = mapped_column(Date)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    action: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(200), default="touchmodel")
+
+
+class Touchpoint(Base):
+    """A scheduled touch from a cadence: a call, a review, an automated message."""
+
+    __tablename__ = "touchpoints"
+    __table_args__ = (UniqueConstraint("account_id", "key"), Index("ix_touchpoints_due", "due"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[str] = mapped_column(ID)
+    key: Mapped[str] = mapped_column(String(200))  # e.g. onboarding_email.d3, qbr@2027-02-01
+    sequence: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(Text)
+    due: Mapped[dt.date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(32))
+    automated: Mapped[bool] = mapped_column(Boolean)
+    owner: Mapped[str] = mapped_column(String(200))
+    level: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str | None] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(16))  # planned | sent | skipped | cancelled
+    reason: Mapped[str] = mapped_column(Text, default="")
+    planned_on: Mapped[dt.date] = mapped_column(Date)
+
+
+class OutboxMessage(Base):
+    """A message to deliver, written in the same transaction as what caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
+    channel: Mapped[str] = mapped_column(String(16))  # webhook | email | slack
+    topic: Mapped[str] = mapped_column(String(64))  # work_item.created, touchpoint.email, ...
+    recipient: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | sent | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None]
+    work_item_id: Mapped[int | None] = mapped_column(ForeignKey("work_items.id"))
+    touchpoint_id: Mapped[int | None] = mapped_column(ForeignKey("touchpoints.id"))
