@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from touchmodel.cli import planning
+from touchmodel.cli import operations, planning
 from touchmodel.cli._common import parse_as_of, user_errors
 from touchmodel.engine import Engine
 from touchmodel.errors import ModelFileError, TouchmodelError
@@ -54,16 +54,41 @@ AsOfOpt = Annotated[
 ]
 
 
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace", "-w", help="Workspace folder (default: the current one or a parent)."
+    ),
+]
+
+
 @app.command()
 @user_errors
 def run(
     data: Annotated[
-        Path, typer.Option("--data", "-d", help="Folder of CSV/Parquet files, one per table.")
-    ],
+        Path | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="Folder of CSV/Parquet files, one per table (default: workspace's).",
+        ),
+    ] = None,
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for decisions and reports.")
-    ] = Path("out"),
-    model: ModelOpt = DEFAULT_PRESET,
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for decisions and reports (default: out, or the workspace's runs/DATE).",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help=f"Preset ({', '.join(PRESETS)}) or model file (default: the workspace's, else {DEFAULT_PRESET}).",
+        ),
+    ] = None,
     mapping: Annotated[
         Path | None,
         typer.Option("--mapping", help="Mapping file: column renames, value maps, derived fields."),
@@ -75,23 +100,48 @@ def run(
             help="Fail when more than this share of a table's rows is rejected (default 0.05)."
         ),
     ] = None,
+    workspace: WorkspaceOpt = None,
+    no_state: Annotated[
+        bool, typer.Option("--no-state", help="Only write decision files, even in a workspace.")
+    ] = False,
 ) -> None:
-    """Decide for every account in a data folder and write decisions.csv / decisions.parquet."""
+    """Decide for every account in a data folder and write decisions.csv / decisions.parquet.
+
+    Inside a workspace (see `touchmodel init`) the run is also recorded in its
+    state: history, work items, books, touchpoints and messages.
+    """
     from touchmodel.cli.render import render_summary
     from touchmodel.report import summarize
+    from touchmodel.workspace import find_workspace
 
     when = parse_as_of(as_of)
     if max_reject_rate is not None and not 0 <= max_reject_rate <= 1:
         raise TouchmodelError(
             f"--max-reject-rate: value {max_reject_rate} -- expected a share from 0 to 1"
         )
-    engine = Engine.from_spec(model)
+    ws = None if no_state else find_workspace(workspace)
+    if ws is not None:
+        from touchmodel.cli.ops_render import render_day
+        from touchmodel.ops.daily import run_day
+
+        with steps() as step:
+            day = run_day(
+                ws, as_of=when, data=data, mapping=mapping, model=model, out=out,
+                max_reject_rate=max_reject_rate, progress=step,
+            )  # fmt: skip
+        engine = Engine.from_spec(model or ws.model_spec)
+        render_summary(console, summarize(engine.model, day.result), day.result)
+        render_day(console, day)
+        return
+    if data is None:
+        raise TouchmodelError("--data: required outside a workspace (or run `touchmodel init DIR`)")
+    engine = Engine.from_spec(model or DEFAULT_PRESET)
     with steps() as step:
         result = engine.run(
             data,
             as_of=when,
             mapping=mapping,
-            out=out,
+            out=out or Path("out"),
             max_reject_rate=max_reject_rate,
             progress=step,
         )
@@ -204,6 +254,7 @@ def model_check(
 
 
 planning.register(app)
+operations.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,232 @@
+"""Operations commands: init a workspace, the work queue, runs and account history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from touchmodel.cli._common import parse_as_of, user_errors
+from touchmodel.model.loader import DEFAULT_PRESET, PRESETS
+from touchmodel.state.db import Store
+
+console = Console()
+
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace", "-w", help="Workspace folder (default: the current one or a parent)."
+    ),
+]
+ByOpt = Annotated[str | None, typer.Option("--by", help="Who does it (default: your login name).")]
+OnOpt = Annotated[
+    str | None, typer.Option("--on", help="The day it counts as done (YYYY-MM-DD; default today).")
+]
+ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why: kept in the item's history.")]
+
+
+@contextmanager
+def _store(workspace: Path | None) -> Iterator[Store]:
+    from touchmodel.workspace import require_workspace
+
+    ws = require_workspace(workspace)
+    store = Store(ws.state_url, migrate=False)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _actor(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except OSError:
+        return "cli"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the operations commands to the main app."""
+    app.command("init")(init)
+    app.command("tasks")(tasks)
+    app.command("snooze")(snooze)
+    app.command("close")(close)
+    app.command("reopen")(reopen)
+    app.command("runs")(runs)
+    app.command("history")(history)
+
+
+@user_errors
+def init(
+    folder: Annotated[Path, typer.Argument(help="Folder to create the workspace in.")],
+    preset: Annotated[
+        str, typer.Option(help=f"Touch model to start from: {', '.join(PRESETS)}.")
+    ] = DEFAULT_PRESET,
+    state: Annotated[
+        str | None,
+        typer.Option(help="State database URL (default: SQLite file state.db in the workspace)."),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Rewrite an existing touchmodel.yaml.")] = False,
+) -> None:
+    """Create a workspace: touchmodel.yaml, model.yaml, team.yaml, data/, and the state database."""
+    from touchmodel.workspace import init_workspace, workspace_summary
+
+    ws = init_workspace(folder, preset=preset, state=state, force=force)
+    console.print(f"Created workspace {ws.root}")
+    for key, value in workspace_summary(ws).items():
+        console.print(f"  {key:10} {value}", soft_wrap=True, highlight=False)
+    console.print(
+        f"Next: put accounts.csv (and usage_events, tickets, ...) in {ws.data_path}, then\n"
+        f"  cd {folder} && touchmodel run --as-of {dt.date.today()}\n  touchmodel tasks",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+@user_errors
+def tasks(
+    owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's items.")] = None,
+    status: Annotated[str, typer.Option("--status", help="open, snoozed, closed or all.")] = "open",
+    account: Annotated[str | None, typer.Option("--account", help="Only this account.")] = None,
+    trigger: Annotated[str | None, typer.Option("--trigger", help="Only this trigger id.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (a list of items).")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """The work queue: what to do, for whom, by when, and why (most urgent first)."""
+    from touchmodel.cli.ops_render import render_tasks
+    from touchmodel.errors import TouchmodelError
+    from touchmodel.ops.workitems import item_record, list_items
+
+    if status not in ("open", "snoozed", "closed", "all"):
+        raise TouchmodelError(
+            f"--status: value {status!r} -- expected open, snoozed, closed or all"
+        )
+    with _store(workspace) as store, store.transaction() as s:
+        items = list_items(
+            s, status=status, owner=owner, account_id=account, trigger=trigger, limit=limit
+        )
+        records = [item_record(i) for i in items]
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+    else:
+        render_tasks(console, records, status)
+
+
+def _act(workspace: Path | None, action: str, item_id: int, **kwargs: object) -> None:
+    from touchmodel.ops import workitems
+
+    with _store(workspace) as store, store.transaction() as s:
+        item = getattr(workitems, action)(s, item_id, **kwargs)
+        record = workitems.item_record(item)
+    console.print(
+        f"work item {record['id']} ({record['account_id']}, {record['trigger']}): {record['status']}"
+        + (f" until {record['snoozed_until']}" if record["snoozed_until"] else ""),
+        highlight=False,
+    )
+
+
+@user_errors
+def snooze(
+    item_id: Annotated[int, typer.Argument(help="Work item id (see `touchmodel tasks`).")],
+    until: Annotated[str, typer.Option("--until", help="Snooze until this date (YYYY-MM-DD).")],
+    reason: ReasonOpt,
+    by: ByOpt = None,
+    on: OnOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Snooze a work item: its trigger stops firing for the account until the date."""
+    try:
+        until_date = dt.date.fromisoformat(until)
+    except ValueError:
+        from touchmodel.errors import TouchmodelError
+
+        raise TouchmodelError(
+            f"--until: value {until!r} -- expected a date like 2026-12-01"
+        ) from None
+    _act(
+        workspace,
+        "snooze",
+        item_id,
+        until=until_date,
+        reason=reason,
+        actor=_actor(by),
+        today=parse_as_of(on),
+    )
+
+
+@user_errors
+def close(
+    item_id: Annotated[int, typer.Argument(help="Work item id (see `touchmodel tasks`).")],
+    reason: ReasonOpt,
+    by: ByOpt = None,
+    on: OnOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Close a work item with a reason (its trigger's cooldown starts)."""
+    _act(workspace, "close", item_id, reason=reason, actor=_actor(by), today=parse_as_of(on))
+
+
+@user_errors
+def reopen(
+    item_id: Annotated[
+        int, typer.Argument(help="Work item id (see `touchmodel tasks --status closed`).")
+    ],
+    reason: ReasonOpt,
+    by: ByOpt = None,
+    on: OnOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Reopen a closed work item."""
+    _act(workspace, "reopen", item_id, reason=reason, actor=_actor(by), today=parse_as_of(on))
+
+
+@user_errors
+def runs(
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Recorded runs, newest first: date, status, model version, inputs, changes, duration."""
+    from sqlalchemy import select
+
+    from touchmodel.cli.ops_render import render_runs, run_record
+    from touchmodel.state.tables import Run
+
+    with _store(workspace) as store, store.transaction() as s:
+        records = [
+            run_record(r) for r in s.scalars(select(Run).order_by(Run.id.desc()).limit(limit))
+        ]
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+    else:
+        render_runs(console, records)
+
+
+@user_errors
+def history(
+    account_id: Annotated[str, typer.Argument(help="An account id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """One account over time: tier, touch level, health and triggers per run date."""
+    from touchmodel.cli.ops_render import render_history, snapshot_record
+    from touchmodel.errors import TouchmodelError
+    from touchmodel.ops.snapshots import history as account_history
+
+    with _store(workspace) as store, store.transaction() as s:
+        records = [snapshot_record(x) for x in account_history(s, account_id)]
+    if not records:
+        raise TouchmodelError(f"account {account_id!r}: no recorded decisions in this workspace")
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+    else:
+        render_history(console, account_id, records)

@@ -1,0 +1,115 @@
+"""Rich rendering of the operations commands: the queue, runs, history, a day's changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from touchmodel.ops.daily import DayResult
+from touchmodel.state.tables import Run, Snapshot
+
+
+def render_tasks(console: Console, records: list[dict[str, Any]], status: str) -> None:
+    """The work queue, one block per item: what, for whom, by when, and why.
+
+    Blocks rather than a table: the why is a sentence, and a table folds it
+    into a column a few characters wide on a normal terminal.
+    """
+    if not records:
+        console.print(f"No work items ({status}).")
+        return
+    console.print(f"[bold]Work items ({status}): {len(records)}[/bold]")
+    colour = {"urgent": "red", "high": "yellow", "normal": "default"}
+    for r in records:
+        head = (
+            f"[bold]#{r['id']}[/bold] [{colour.get(r['priority'], 'default')}]{r['priority']}"
+            f"[/] due {r['due']}  {escape(r['account_id'])}  {escape(r['trigger'])}  "
+            f"owner {escape(r['owner'])}  [dim]{r['status']}[/dim]"
+        )
+        if r["snoozed_until"]:
+            head += f" until {r['snoozed_until']} ({escape(r['snooze_reason'] or '')})"
+        console.print(head, soft_wrap=True, highlight=False)
+        console.print(f"    {escape(r['action'])}", soft_wrap=True, highlight=False)
+        why = r["why"] if r["status"] != "closed" else f"closed: {r['close_reason']}"
+        console.print(f"    [dim]why:[/dim] {escape(why)}", soft_wrap=True, highlight=False)
+
+
+def run_record(run: Run) -> dict[str, Any]:
+    """A recorded run as JSON-able data."""
+    return {
+        "id": run.id,
+        "as_of": run.as_of.isoformat(),
+        "status": run.status,
+        "model": run.model_name,
+        "model_hash": run.model_hash,
+        "accounts": run.accounts,
+        "input_rows": run.input_counts,
+        "rejects": run.rejects,
+        "changes": run.changes,
+        "seconds": run.seconds,
+        "started_at": run.started_at.isoformat(),
+    }
+
+
+def render_runs(console: Console, records: list[dict[str, Any]]) -> None:
+    """Recorded runs, newest first."""
+    table = Table(title="Runs")
+    for col in ("id", "as of", "status", "model", "accounts", "changes", "seconds"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        changed = ", ".join(f"{k} {v}" for k, v in r["changes"].items() if v) or "nothing"
+        table.add_row(
+            str(r["id"]), r["as_of"], r["status"], f"{r['model']} ({r['model_hash'][:8]})",
+            f"{r['accounts']:,}", changed, f"{r['seconds'] or 0:.1f}",
+        )  # fmt: skip
+    console.print(table)
+
+
+def snapshot_record(s: Snapshot) -> dict[str, Any]:
+    """One account's snapshot on one date as JSON-able data."""
+    return {
+        "as_of": s.as_of.isoformat(),
+        "tier": s.tier,
+        "touch_level": s.touch_level,
+        "lifecycle_stage": s.lifecycle_stage,
+        "level_reasons": s.level_reasons,
+        "health_score": s.health_score,
+        "health_grade": s.health_grade,
+        "health_top_factor": s.health_top_factor,
+        "triggers": s.triggers,
+        "arr": s.arr,
+    }
+
+
+def render_history(console: Console, account_id: str, records: list[dict[str, Any]]) -> None:
+    """An account's decisions over time."""
+    table = Table(title=f"History of {account_id}")
+    for col in ("as of", "tier", "level", "stage", "health", "triggers", "why this level"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        health = (
+            "-" if r["health_score"] is None else f"{r['health_score']:.0f} {r['health_grade']}"
+        )
+        table.add_row(
+            r["as_of"], r["tier"], r["touch_level"], r["lifecycle_stage"], health,
+            r["triggers"] or "-", r["level_reasons"] or "tier level",
+        )  # fmt: skip
+    console.print(table)
+
+
+def render_day(console: Console, day: DayResult) -> None:
+    """What a workspace run changed in the state."""
+    changed = {k: v for k, v in day.changes.items() if v}
+    if not changed:
+        console.print(f"State: run {day.run_id} recorded; nothing changed (already up to date).")
+    else:
+        console.print(
+            f"State: run {day.run_id} recorded: "
+            + ", ".join(f"{k} {v:,}" for k, v in changed.items()),
+            soft_wrap=True,
+        )
+    for warning in day.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)

@@ -1,0 +1,1 @@
+"""Operations: turning decisions into state, work, books, touchpoints and messages."""

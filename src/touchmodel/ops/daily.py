@@ -1,0 +1,207 @@
+"""The daily run in a workspace: decide, then turn decisions into state and work.
+
+Order of a run, and why it is safe to kill at any point:
+
+1. Decide for every account (the engine; nothing written to the state yet).
+2. Record the run as ``running``.
+3. Plan books and touchpoints for all accounts at once, in memory, from the
+   state as it was *before* this as-of date.
+4. Write per chunk of accounts, one transaction each: snapshots, book
+   assignments, work items, touchpoints, and the outbox messages they cause.
+   Every write is keyed (snapshot by account and date, open item by its
+   dedupe key, touchpoint by its key, message by its idempotency key), so a
+   chunk written before a crash is found, not written again, by the re-run.
+5. Close the items of accounts that have no decision any more; mark the run
+   ``completed``.
+6. Dispatch the outbox (at-least-once, keyed: see :mod:`touchmodel.ops.outbox`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from touchmodel.decide.decisions import SEP
+from touchmodel.engine import Engine, RunResult
+from touchmodel.ops.snapshots import previous_tiers, write_snapshots
+from touchmodel.ops.workitems import Fired, SyncResult, sync_trigger_items
+from touchmodel.state.db import Store
+from touchmodel.state.tables import Assignment, Run, WorkItem, utcnow
+from touchmodel.workspace import Workspace
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class DayResult:
+    """One daily run: the engine's result plus what the state store recorded."""
+
+    run_id: int
+    result: RunResult
+    changes: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _split(text: str | None) -> list[str]:
+    return [p for p in (text or "").split(SEP) if p]
+
+
+def _context(row: dict[str, Any]) -> str:
+    """Why this account, in one line: tier, level and its reasons, health."""
+    text = f"Tier {row['tier']}, touch level {row['touch_level']}"
+    if row.get("level_reasons"):
+        text += f" ({row['level_reasons']})"
+    if row.get("health_score") is not None:
+        text += (
+            f"; health {row['health_score']:.0f} ({row['health_grade']}), "
+            f"weakest: {row['health_top_factor']}"
+        )
+    return text + "."
+
+
+def _snapshot_rows(result: RunResult) -> dict[str, dict[str, Any]]:
+    """Decision rows joined with the account columns a snapshot keeps, by account."""
+    want = [
+        c
+        for c in ("name", "arr", "contract_start", "renewal_date")
+        if c in result.accounts.column_names
+    ]
+    extra = {r["account_id"]: r for r in result.accounts.select(["account_id", *want]).to_pylist()}
+    rows: dict[str, dict[str, Any]] = {}
+    for row in result.decisions.to_pylist():
+        merged = {**extra.get(row["account_id"], {}), **row}
+        for col in ("level_reasons", "triggers", "routes"):
+            merged[col] = merged.get(col) or ""
+        rows[row["account_id"]] = merged
+    return rows
+
+
+def run_day(
+    ws: Workspace,
+    *,
+    as_of: dt.date,
+    data: Path | None = None,
+    mapping: Path | None = None,
+    model: str | None = None,
+    out: Path | None = None,
+    max_reject_rate: float | None = None,
+    progress: Progress | None = None,
+) -> DayResult:
+    """Run the touch model for ``as_of`` in a workspace and record everything in its state."""
+    step = progress or (lambda _msg: None)
+    started = time.perf_counter()
+    folder = data or ws.data_path
+    if folder is None:
+        from touchmodel.errors import TouchmodelError
+
+        raise TouchmodelError("--data: no data folder given and touchmodel.yaml names none")
+    engine = Engine.from_spec(model or ws.model_spec)
+    result = engine.run(
+        folder,
+        as_of=as_of,
+        mapping=mapping or ws.mapping_path,
+        out=out or ws.out_dir(as_of.isoformat()),
+        max_reject_rate=max_reject_rate,
+        progress=step,
+    )
+    store = Store(ws.state_url)
+    try:
+        return _record(ws, store, engine, result, folder, step, started)
+    finally:
+        store.close()
+
+
+def _record(
+    ws: Workspace,
+    store: Store,
+    engine: Engine,
+    result: RunResult,
+    folder: Path,
+    step: Progress,
+    started: float,
+) -> DayResult:
+    as_of = result.as_of
+    model = engine.model
+    with store.transaction() as s:
+        run = Run(
+            as_of=as_of,
+            status="running",
+            model_name=model.name,
+            model_hash=engine.hash,
+            data_path=str(folder),
+            accounts=result.decisions.num_rows,
+            input_counts=dict(result.counts),
+            rejects=dict(result.rejects),
+            excluded=dict(result.excluded),
+            changes={},
+        )
+        s.add(run)
+        s.flush()
+        run_id = run.id
+    rows = _snapshot_rows(result)
+    ids = sorted(rows)
+    with store.transaction() as s:
+        owners = {a.account_id: a.csm for a in s.scalars(select(Assignment))}
+        _before = previous_tiers(s, as_of)
+    totals: dict[str, int] = {"snapshots_written": 0}
+    sync_total = SyncResult()
+    step(f"recording {len(ids):,} accounts")
+    for chunk in _chunks(ids, ws.config.chunk_size):
+        with store.transaction() as s:
+            chunk_rows = [rows[a] for a in chunk]
+            totals["snapshots_written"] += write_snapshots(
+                s, chunk_rows, as_of=as_of, run_id=run_id, model_hash=engine.hash
+            )
+            fired = [
+                Fired(r["account_id"], trig, route, _context(r))
+                for r in chunk_rows
+                for trig, route in zip(_split(r["triggers"]), _split(r["routes"]), strict=True)
+            ]
+            synced = sync_trigger_items(
+                s, model, as_of=as_of, account_ids=chunk, fired=fired, owners=owners, run_id=run_id
+            )
+            _merge(sync_total, synced)
+    with store.transaction() as s:
+        decided = set(ids)
+        gone = sorted(
+            {a for a in s.scalars(select(WorkItem.account_id).where(WorkItem.status != "closed"))}
+            - decided
+        )
+        synced = sync_trigger_items(
+            s, model, as_of=as_of, account_ids=gone, fired=[], owners=owners, run_id=run_id,
+            gone_reason=f"no decision on {as_of}: the account is not a customer (churned or not started)",
+        )  # fmt: skip
+        _merge(sync_total, synced)
+        totals.update(sync_total.counts())
+        # A run killed earlier for this date never finished; this one supersedes it.
+        s.execute(
+            update(Run)
+            .where(Run.as_of == as_of, Run.status == "running", Run.id != run_id)
+            .values(status="abandoned")
+        )
+        run_row = s.get(Run, run_id)
+        assert run_row is not None
+        run_row.status = "completed"
+        run_row.finished_at = utcnow()
+        run_row.seconds = round(time.perf_counter() - started, 3)
+        run_row.changes = totals
+    return DayResult(run_id=run_id, result=result, changes=totals)
+
+
+def _merge(total: SyncResult, part: SyncResult) -> None:
+    total.created += part.created
+    total.woken += part.woken
+    total.auto_closed += part.auto_closed
+    total.cooled_down += part.cooled_down
+    total.snoozed_skipped += part.snoozed_skipped

@@ -1,0 +1,387 @@
+"""Work items (like CTAs): created from fired triggers and tier migrations, kept once.
+
+The life of an item:
+
+* **created** when its trigger fires for an account and no item with the same
+  (account, trigger, reason) is open or snoozed, and the trigger's cooldown
+  since the last such item was closed has passed. The reason of a trigger item
+  is its route (an expansion that moves from inside sales to an AE is new work).
+* **snoozed** by a user until a date, with a reason: the rule stops firing for
+  that account until then; on that date it wakes (open again) if the condition
+  still holds, else it is auto-closed.
+* **auto-closed** by a run when its condition no longer holds (or the account
+  is no longer a customer), with the reason.
+* **closed** / **reopened** by a user, with a reason.
+
+Every change is also a row of ``work_item_events``, so the queue can say why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from touchmodel.errors import TouchmodelError
+from touchmodel.model.schema import Route, TouchModel
+from touchmodel.state.tables import WorkItem, WorkItemEvent
+
+# The route team whose work goes to the account's own CSM when it has one.
+CSM_TEAM = "csm"
+OPEN_STATES = ("open", "snoozed")
+
+
+class WorkItemError(TouchmodelError):
+    """A user action on a work item that cannot be done (unknown id, wrong state)."""
+
+
+def open_key(account_id: str, trigger: str, reason_key: str) -> str:
+    """The dedupe key of an open or snoozed item."""
+    return f"{account_id}|{trigger}|{reason_key}"
+
+
+@dataclass(frozen=True)
+class Fired:
+    """One trigger that fired for one account, with the context that explains it."""
+
+    account_id: str
+    trigger: str
+    route: str
+    context: str  # tier, level, health: why this account, in one line
+
+
+@dataclass(frozen=True)
+class MigrationWork:
+    """A task from a tier-migration rule (e.g. a handover to the new dedicated CSM)."""
+
+    account_id: str
+    rule_id: str
+    task: str
+    owner: str
+    team: str
+    sla_days: int
+    from_tier: str
+    to_tier: str
+
+
+@dataclass
+class SyncResult:
+    """What one sync did; every list holds the items touched (for notifications)."""
+
+    created: list[WorkItem] = field(default_factory=list)
+    woken: list[WorkItem] = field(default_factory=list)
+    auto_closed: list[WorkItem] = field(default_factory=list)
+    cooled_down: int = 0
+    snoozed_skipped: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """Counts for the run record."""
+        return {
+            "work_items_created": len(self.created),
+            "work_items_woken": len(self.woken),
+            "work_items_auto_closed": len(self.auto_closed),
+            "work_items_in_cooldown": self.cooled_down,
+            "work_items_snoozed": self.snoozed_skipped,
+        }
+
+
+def _priority(trigger: str, route: Route) -> str:
+    # SPEC §4: risk goes to customer success at once; every day of delay costs.
+    if trigger.startswith("risk."):
+        return "urgent"
+    return "high" if route.sla_days == 0 else "normal"
+
+
+def _event(
+    session: Session, item: WorkItem, on: dt.date, action: str, reason: str, actor: str
+) -> None:
+    session.add(
+        WorkItemEvent(work_item_id=item.id, on=on, action=action, reason=reason, actor=actor)
+    )
+
+
+def sync_trigger_items(
+    session: Session,
+    model: TouchModel,
+    *,
+    as_of: dt.date,
+    account_ids: Iterable[str],
+    fired: Iterable[Fired],
+    owners: Mapping[str, str],
+    run_id: int | None,
+    gone_reason: str | None = None,
+) -> SyncResult:
+    """Bring the trigger items of ``account_ids`` in line with what fired on ``as_of``.
+
+    ``account_ids``: the accounts this call is responsible for (a chunk of the
+    run, or accounts without a decision); items of other accounts are not
+    touched. ``owners``: account -> assigned CSM. ``gone_reason``: set when the
+    accounts have no decision at all (e.g. churned), used as the close reason.
+    Calling it again with the same inputs changes nothing.
+    """
+    ids = list(account_ids)
+    result = SyncResult()
+    if not ids:
+        return result
+    triggers = {t.id: t for t in model.triggers}
+    items = session.scalars(
+        select(WorkItem).where(
+            WorkItem.account_id.in_(ids),
+            WorkItem.kind == "trigger",
+            WorkItem.status.in_(OPEN_STATES),
+        )
+    ).all()
+    existing = {item.open_key or "": item for item in items}
+    # The last close per (account, trigger), for the cooldown.
+    last_closed = dict(
+        session.execute(
+            select(WorkItem.account_id + "|" + WorkItem.trigger, func.max(WorkItem.closed_on))
+            .where(
+                WorkItem.account_id.in_(ids),
+                WorkItem.kind == "trigger",
+                WorkItem.status == "closed",
+            )
+            .group_by(WorkItem.account_id, WorkItem.trigger)
+        ).all()
+    )
+    holding: set[str] = set()
+    for f in fired:
+        key = open_key(f.account_id, f.trigger, f.route)
+        holding.add(key)
+        item = existing.get(key)
+        if item is not None:
+            if item.status == "snoozed":
+                if item.snoozed_until is not None and item.snoozed_until > as_of:
+                    result.snoozed_skipped += 1
+                    continue
+                item.status = "open"
+                _event(
+                    session,
+                    item,
+                    as_of,
+                    "woke",
+                    f"snooze ended {item.snoozed_until}; still holds",
+                    "touchmodel",
+                )
+                item.snoozed_until = None
+                result.woken.append(item)
+            item.last_seen_on = max(item.last_seen_on, as_of)
+            continue
+        trig = triggers[f.trigger]
+        closed_on = last_closed.get(f"{f.account_id}|{f.trigger}")
+        # At least a day: a re-run of the day an item was closed must not recreate it.
+        cooldown = dt.timedelta(days=max(trig.cooldown_days, 1))
+        if closed_on is not None and as_of < closed_on + cooldown:
+            result.cooled_down += 1
+            continue
+        route = model.routes[f.route]
+        assert isinstance(route, Route)  # switch routes are resolved by the engine
+        owner = owners.get(f.account_id) if route.team == CSM_TEAM else None
+        item = WorkItem(
+            account_id=f.account_id,
+            trigger=f.trigger,
+            reason_key=f.route,
+            kind="trigger",
+            open_key=key,
+            status="open",
+            priority=_priority(f.trigger, route),
+            team=route.team,
+            owner=owner or route.team,
+            action=route.action,
+            route=f.route,
+            channel=route.channel,
+            due=as_of + dt.timedelta(days=route.sla_days),
+            explanation=f"{trig.description or trig.id}. {f.context}",
+            created_on=as_of,
+            created_run_id=run_id,
+            last_seen_on=as_of,
+        )
+        session.add(item)
+        session.flush()
+        _event(session, item, as_of, "created", item.explanation, "touchmodel")
+        result.created.append(item)
+    for key, item in existing.items():
+        if key in holding:
+            continue
+        if (
+            item.status == "snoozed"
+            and item.snoozed_until is not None
+            and item.snoozed_until > as_of
+        ):
+            continue  # a snooze holds the item as it is until its date
+        trig_obj = triggers.get(item.trigger)
+        why = gone_reason or (
+            f"condition no longer holds on {as_of}: {trig_obj.when if trig_obj else item.trigger}"
+        )
+        _close(session, item, as_of, why, "auto")
+        result.auto_closed.append(item)
+    return result
+
+
+def add_migration_items(
+    session: Session, tasks: Iterable[MigrationWork], *, as_of: dt.date, run_id: int | None
+) -> list[WorkItem]:
+    """Create a work item per migration task, once per (account, rule, from->to)."""
+    created: list[WorkItem] = []
+    for t in tasks:
+        reason_key = f"{t.from_tier}->{t.to_tier}"
+        key = open_key(t.account_id, f"migration.{t.rule_id}", reason_key)
+        if session.scalar(select(WorkItem.id).where(WorkItem.open_key == key)) is not None:
+            continue
+        already = session.scalar(
+            select(WorkItem.id).where(
+                WorkItem.account_id == t.account_id,
+                WorkItem.trigger == f"migration.{t.rule_id}",
+                WorkItem.reason_key == reason_key,
+                WorkItem.created_on == as_of,
+            )
+        )
+        if already is not None:  # done and closed the same day: a re-run must not recreate it
+            continue
+        item = WorkItem(
+            account_id=t.account_id,
+            trigger=f"migration.{t.rule_id}",
+            reason_key=reason_key,
+            kind="migration",
+            open_key=key,
+            status="open",
+            priority="high",
+            team=t.team,
+            owner=t.owner,
+            action=t.task,
+            route=t.team,
+            channel=None,
+            due=as_of + dt.timedelta(days=t.sla_days),
+            explanation=f"Tier changed {t.from_tier} -> {t.to_tier} (rule {t.rule_id}).",
+            created_on=as_of,
+            created_run_id=run_id,
+            last_seen_on=as_of,
+        )
+        session.add(item)
+        session.flush()
+        _event(session, item, as_of, "created", item.explanation, "touchmodel")
+        created.append(item)
+    return created
+
+
+def _close(session: Session, item: WorkItem, on: dt.date, reason: str, actor: str) -> None:
+    item.status = "closed"
+    item.open_key = None
+    item.closed_on = on
+    item.close_reason = reason
+    item.closed_by = actor
+    item.snoozed_until = None
+    _event(session, item, on, "auto_closed" if actor == "auto" else "closed", reason, actor)
+
+
+def _get(session: Session, item_id: int) -> WorkItem:
+    item = session.get(WorkItem, item_id)
+    if item is None:
+        raise WorkItemError(f"work item {item_id}: not found")
+    return item
+
+
+def snooze(
+    session: Session, item_id: int, *, until: dt.date, reason: str, actor: str, today: dt.date
+) -> WorkItem:
+    """Snooze an open item until a date: its rule stops firing for the account until then."""
+    item = _get(session, item_id)
+    if item.status == "closed":
+        raise WorkItemError(f"work item {item_id}: closed; reopen it before snoozing")
+    if until <= today:
+        raise WorkItemError(f"work item {item_id}: --until {until} must be after {today}")
+    if not reason.strip():
+        raise WorkItemError(f"work item {item_id}: a snooze needs a --reason")
+    item.status = "snoozed"
+    item.snoozed_until = until
+    item.snooze_reason = reason
+    _event(session, item, today, "snoozed", f"until {until}: {reason}", actor)
+    return item
+
+
+def close(session: Session, item_id: int, *, reason: str, actor: str, today: dt.date) -> WorkItem:
+    """Close an item by hand, with a reason (the trigger's cooldown starts today)."""
+    item = _get(session, item_id)
+    if item.status == "closed":
+        raise WorkItemError(f"work item {item_id}: already closed ({item.close_reason})")
+    if not reason.strip():
+        raise WorkItemError(f"work item {item_id}: closing needs a --reason")
+    _close(session, item, today, reason, actor)
+    return item
+
+
+def reopen(session: Session, item_id: int, *, reason: str, actor: str, today: dt.date) -> WorkItem:
+    """Reopen a closed item, unless another open item already has its key."""
+    item = _get(session, item_id)
+    if item.status != "closed":
+        raise WorkItemError(f"work item {item_id}: is {item.status}, not closed")
+    key = open_key(item.account_id, item.trigger, item.reason_key)
+    other = session.scalar(select(WorkItem.id).where(WorkItem.open_key == key))
+    if other is not None:
+        raise WorkItemError(
+            f"work item {item_id}: item {other} is already open for the same reason"
+        )
+    item.status = "open"
+    item.open_key = key
+    item.closed_on = None
+    item.close_reason = None
+    item.closed_by = None
+    _event(session, item, today, "reopened", reason, actor)
+    return item
+
+
+def list_items(
+    session: Session,
+    *,
+    status: str | None = "open",
+    owner: str | None = None,
+    account_id: str | None = None,
+    trigger: str | None = None,
+    limit: int | None = None,
+) -> list[WorkItem]:
+    """Items for a queue, most urgent first (priority, then due date, then id).
+
+    ``status``: open, snoozed, closed, or None/"all" for every state.
+    """
+    rank = {"urgent": 0, "high": 1, "normal": 2}
+    q = select(WorkItem)
+    if status and status != "all":
+        q = q.where(WorkItem.status == status)
+    if owner:
+        q = q.where(WorkItem.owner == owner)
+    if account_id:
+        q = q.where(WorkItem.account_id == account_id)
+    if trigger:
+        q = q.where(WorkItem.trigger == trigger)
+    items = list(session.scalars(q).all())
+    items.sort(key=lambda i: (rank.get(i.priority, 9), i.due, i.id))
+    return items[:limit] if limit else items
+
+
+def item_record(item: WorkItem) -> dict[str, Any]:
+    """A work item as JSON-able data (``touchmodel tasks --json`` and the API)."""
+    return {
+        "id": item.id,
+        "account_id": item.account_id,
+        "trigger": item.trigger,
+        "kind": item.kind,
+        "status": item.status,
+        "priority": item.priority,
+        "owner": item.owner,
+        "team": item.team,
+        "action": item.action,
+        "route": item.route,
+        "channel": item.channel,
+        "due": item.due.isoformat(),
+        "created_on": item.created_on.isoformat(),
+        "last_seen_on": item.last_seen_on.isoformat(),
+        "snoozed_until": item.snoozed_until.isoformat() if item.snoozed_until else None,
+        "snooze_reason": item.snooze_reason,
+        "closed_on": item.closed_on.isoformat() if item.closed_on else None,
+        "close_reason": item.close_reason,
+        "why": item.explanation,
+    }
