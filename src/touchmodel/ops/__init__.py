@@ -1,0 +1,1 @@
+"""Operations: turning decisions into touchpoints the team and automation act on."""
