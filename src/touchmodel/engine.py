@@ -61,6 +61,9 @@ class RunResult(Decided):
     rejects: dict[str, dict[str, int]] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
+    # The loaded input tables (on the run's DuckDB connection), for the steps
+    # after deciding that need more than the decisions, e.g. contacts' emails.
+    tables: Mapping[str, ir.Table] = field(default_factory=dict)
 
 
 class Engine:
@@ -156,6 +159,7 @@ class Engine:
             counts=dict(loaded.counts),
             rejects=loaded.rejects.summary(),
             files=files,
+            tables=loaded.tables,
         )
         if out is not None:
             step("writing decision files")

@@ -21,6 +21,7 @@ import ibis.expr.types as ir
 
 from touchmodel.errors import ExpressionError
 from touchmodel.expr import Function, called_functions, compile_expr, referenced_names
+from touchmodel.model.cadences import check_cadences
 from touchmodel.model.schema import (
     LEVELS,
     STAGE_ORDER,
@@ -281,6 +282,7 @@ def check_model(model: TouchModel) -> list[str]:
             )
         problems += _check_expression(trig.when, f"{at}.when", decided, "boolean")
     problems += _check_overrides(model, decided, trigger_ids)
+    problems += check_cadences(model.cadences)
     return problems
 
 
