@@ -25,14 +25,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from touchmodel.decide.decisions import SEP
 from touchmodel.engine import Engine, RunResult
+from touchmodel.ops.cadences import plan_touchpoints
+from touchmodel.ops.contacts import primary_emails
+from touchmodel.ops.notify import notify_items
 from touchmodel.ops.snapshots import previous_tiers, write_snapshots
+from touchmodel.ops.touchpoints import TouchpointSync, sync_touchpoints
 from touchmodel.ops.workitems import Fired, SyncResult, sync_trigger_items
 from touchmodel.state.db import Store
-from touchmodel.state.tables import Assignment, Run, WorkItem, utcnow
+from touchmodel.state.tables import Assignment, Run, Touchpoint, WorkItem, utcnow
 from touchmodel.workspace import Workspace
 
 Progress = Callable[[str], None]
@@ -122,6 +128,41 @@ def run_day(
         store.close()
 
 
+def _configured_channels(ws: Workspace) -> list[str]:
+    d = ws.config.delivery
+    return [name for name in ("webhook", "slack", "email") if getattr(d, name) is not None]
+
+
+def _plan_input(rows: dict[str, dict[str, Any]]) -> pa.Table:
+    cols = ("account_id", "tier", "touch_level", "contract_start", "renewal_date", "lifecycle_stage")
+    return pa.table(
+        {c: [r.get(c) for r in rows.values()] for c in cols},
+        schema=pa.schema(
+            [(c, pa.date32() if c in ("contract_start", "renewal_date") else pa.string()) for c in cols]
+        ),
+    )
+
+
+def _existing_touchpoints(store: Store, since: dt.date) -> pa.Table:
+    """Stored touchpoints from ``since`` on: what the weekly cap must count."""
+    with store.transaction() as s:
+        found = s.execute(
+            select(
+                Touchpoint.account_id, Touchpoint.key, Touchpoint.due,
+                Touchpoint.automated, Touchpoint.status,
+            ).where(Touchpoint.due >= since)
+        ).all()  # fmt: skip
+    return pa.table(
+        {
+            "account_id": pa.array([r[0] for r in found], pa.string()),
+            "key": pa.array([r[1] for r in found], pa.string()),
+            "due": pa.array([r[2] for r in found], pa.date32()),
+            "automated": pa.array([r[3] for r in found], pa.bool_()),
+            "status": pa.array([r[4] for r in found], pa.string()),
+        }
+    )
+
+
 def _record(
     ws: Workspace,
     store: Store,
@@ -151,11 +192,25 @@ def _record(
         run_id = run.id
     rows = _snapshot_rows(result)
     ids = sorted(rows)
+    channels = _configured_channels(ws)
     with store.transaction() as s:
         owners = {a.account_id: a.csm for a in s.scalars(select(Assignment))}
         _before = previous_tiers(s, as_of)
-    totals: dict[str, int] = {"snapshots_written": 0}
+    step("planning touchpoints")
+    # The whole ISO week of as_of counts towards the weekly cap of automated messages.
+    week_start = as_of - dt.timedelta(days=as_of.weekday())
+    plan = plan_touchpoints(
+        model, _plan_input(rows), as_of, existing=_existing_touchpoints(store, week_start)
+    )
+    plan_by_account: dict[str, list[dict[str, Any]]] = {}
+    for prow in plan.to_pylist():
+        plan_by_account.setdefault(prow["account_id"], []).append(prow)
+    window_end = as_of + dt.timedelta(days=model.cadences.horizon_days)
+    emails = primary_emails(result.tables)
+    names = {a: r.get("name") or a for a, r in rows.items()}
+    totals: dict[str, int] = {"snapshots_written": 0, "notifications_queued": 0}
     sync_total = SyncResult()
+    touch_total = TouchpointSync()
     step(f"recording {len(ids):,} accounts")
     for chunk in _chunks(ids, ws.config.chunk_size):
         with store.transaction() as s:
@@ -171,7 +226,14 @@ def _record(
             synced = sync_trigger_items(
                 s, model, as_of=as_of, account_ids=chunk, fired=fired, owners=owners, run_id=run_id
             )
+            totals["notifications_queued"] += _notify(s, synced, channels)
             _merge(sync_total, synced)
+            touch_total.add(
+                sync_touchpoints(
+                    s, as_of=as_of, window_end=window_end, account_ids=chunk, plan=plan_by_account,
+                    owners=owners, names=names, emails=emails, channels=channels,
+                )  # fmt: skip
+            )
     with store.transaction() as s:
         decided = set(ids)
         gone = sorted(
@@ -182,8 +244,10 @@ def _record(
             s, model, as_of=as_of, account_ids=gone, fired=[], owners=owners, run_id=run_id,
             gone_reason=f"no decision on {as_of}: the account is not a customer (churned or not started)",
         )  # fmt: skip
+        totals["notifications_queued"] += _notify(s, synced, channels)
         _merge(sync_total, synced)
         totals.update(sync_total.counts())
+        totals.update(touch_total.counts())
         # A run killed earlier for this date never finished; this one supersedes it.
         s.execute(
             update(Run)
@@ -197,6 +261,12 @@ def _record(
         run_row.seconds = round(time.perf_counter() - started, 3)
         run_row.changes = totals
     return DayResult(run_id=run_id, result=result, changes=totals)
+
+
+def _notify(session: Session, synced: SyncResult, channels: list[str]) -> int:
+    return notify_items(session, synced.created, event="created", channels=channels) + notify_items(
+        session, synced.auto_closed, event="auto_closed", channels=channels
+    )
 
 
 def _merge(total: SyncResult, part: SyncResult) -> None:
