@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from touchmodel.model.migrations import MigrationRule
 from touchmodel.sources.contract import ColumnType
 
 Level = Literal["tech", "low", "medium", "high"]
@@ -260,6 +261,7 @@ class TouchModel(_Strict):
     teams: list[str] = Field(min_length=1)
     routes: dict[str, AnyRoute]
     triggers: list[Trigger]
+    migrations: list[MigrationRule] = Field(default_factory=list)
 
     def tier(self, tier_id: str) -> Tier:
         for t in self.tiers:
