@@ -1,0 +1,1 @@
+"""Operations: running the CS team day to day (CSM books, rebalancing)."""
