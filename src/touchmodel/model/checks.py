@@ -22,6 +22,7 @@ import ibis.expr.types as ir
 from touchmodel.errors import ExpressionError
 from touchmodel.expr import Function, called_functions, compile_expr, referenced_names
 from touchmodel.model.cadences import check_cadences
+from touchmodel.model.migrations import CSM_TEAMS
 from touchmodel.model.schema import (
     LEVELS,
     STAGE_ORDER,
@@ -250,6 +251,51 @@ def _check_events(model: TouchModel) -> list[str]:
     return problems
 
 
+def _check_migrations(model: TouchModel) -> list[str]:
+    """Migration rules name known tiers and teams, and can match some change of tier."""
+    problems: list[str] = []
+    tiers = {t.id: t for t in model.tiers}
+    ids = [r.id for r in model.migrations]
+    for i, rule in enumerate(model.migrations):
+        at = f"migrations[{i}] ({rule.id})"
+        if ids.index(rule.id) != i:
+            problems.append(
+                f"{at}.id: value {rule.id!r} -- expected a unique rule id "
+                f"(also migrations[{ids.index(rule.id)}])"
+            )
+        for side in ("from", "to"):
+            owners = getattr(rule, f"{side}_owner")
+            for j, tid in enumerate(getattr(rule, f"{side}_tier") or []):
+                if tid not in tiers:
+                    problems.append(
+                        f"{at}.{side}_tier[{j}]: value {tid!r} -- expected a tier id"
+                        f"{did_you_mean(tid, tiers)} ({', '.join(tiers)})"
+                    )
+                elif owners is not None and tiers[tid].owner not in owners:
+                    # Both conditions must hold, so this rule could never match.
+                    problems.append(
+                        f"{at}.{side}_tier[{j}]: value {tid!r} -- tier owned by "
+                        f"{tiers[tid].owner}, but {side}_owner is {owners}; expected a tier "
+                        f"that {side}_owner allows, or no {side}_owner"
+                    )
+        if (
+            rule.from_tier is not None
+            and rule.to_tier is not None
+            and (set(rule.from_tier) == set(rule.to_tier) and len(rule.from_tier) == 1)
+        ):
+            problems.append(
+                f"{at}.to_tier: value {rule.to_tier} -- same as from_tier, so it matches no "
+                "change of tier; expected another tier"
+            )
+        if rule.team not in model.teams and rule.team not in CSM_TEAMS:
+            problems.append(
+                f"{at}.team: value {rule.team!r} -- expected one of the teams {model.teams}, "
+                f"or {' / '.join(CSM_TEAMS)} (the new / the previous CSM)"
+                f"{did_you_mean(rule.team, [*model.teams, *CSM_TEAMS])}"
+            )
+    return problems
+
+
 def check_model(model: TouchModel) -> list[str]:
     """All meaning problems of a model, empty when it is sound."""
     problems = _check_tiers(model)
@@ -283,6 +329,7 @@ def check_model(model: TouchModel) -> list[str]:
         problems += _check_expression(trig.when, f"{at}.when", decided, "boolean")
     problems += _check_overrides(model, decided, trigger_ids)
     problems += check_cadences(model.cadences)
+    problems += _check_migrations(model)
     return problems
 
 

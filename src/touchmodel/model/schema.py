@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from touchmodel.model.cadences import Cadences
+from touchmodel.model.migrations import MigrationRule
 from touchmodel.sources.contract import ColumnType
 
 Level = Literal["tech", "low", "medium", "high"]
@@ -262,6 +263,7 @@ class TouchModel(_Strict):
     routes: dict[str, AnyRoute]
     triggers: list[Trigger]
     cadences: Cadences = Field(default_factory=Cadences)
+    migrations: list[MigrationRule] = Field(default_factory=list)
 
     def tier(self, tier_id: str) -> Tier:
         for t in self.tiers:
