@@ -1,0 +1,1 @@
+"""Operations: delivering the outbox (webhook, Slack, email) and its configuration."""
