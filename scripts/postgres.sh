@@ -7,7 +7,7 @@ if [ -z "$ver" ]; then
   ver=$(ls /usr/lib/postgresql | sort -n | tail -1)
   pg_createcluster "$ver" main >/dev/null
 fi
-pg_ctlcluster "$ver" main start 2>/dev/null || true
+pg_ctlcluster "$ver" main start >/dev/null 2>&1 || true
 as_pg() { if [ "$(id -u)" = 0 ]; then su postgres -c "$1"; else sudo -u postgres sh -c "$1"; fi; }
 for _ in $(seq 30); do as_pg "pg_isready -q" && break; sleep 1; done
 as_pg "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='touchmodel'\" | grep -q 1 \

@@ -21,6 +21,7 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, func, select, text
 
+from tests.delivery_servers import Mailbox, Receiver, http_receiver, smtp_server
 from touchmodel.demo.generator import generate
 from touchmodel.state.db import make_engine
 from touchmodel.state.tables import Base, Run, Snapshot
@@ -65,7 +66,7 @@ def state_digest(url: str) -> dict[str, list[tuple[Any, ...]]]:
                 continue
             cols = [c for c in table.columns if c.name not in VOLATILE]
             rows = conn.execute(select(*cols)).all()
-            out[name] = sorted((tuple(map(repr, r)) for r in rows))
+            out[name] = sorted(tuple(map(repr, r)) for r in rows)
     engine.dispose()
     return out
 
@@ -152,17 +153,39 @@ def _kill_mid_run(ws: Path, demo_data: Path, url: str) -> None:
 def test_a_run_killed_half_way_then_rerun_equals_one_clean_run(
     tmp_path: Path, demo_data: Path, state_url: str
 ) -> None:
-    clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
-    clean = init(tmp_path / "clean", clean_url, chunk_size=1)
-    cli("run", "--data", str(demo_data), "--as-of", AS_OF.isoformat(), cwd=clean)
+    """Kill -9 while chunks are being written; the re-run's state and deliveries equal a
+    clean run's: no work item, touchpoint or message twice, each message delivered once."""
+    with (
+        http_receiver() as clean_hook, smtp_server() as clean_mail,
+        http_receiver() as hook, smtp_server() as mail,
+    ):  # fmt: skip
+        clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
+        clean = init(
+            tmp_path / "clean", clean_url, chunk_size=1, delivery=_delivery(clean_hook, clean_mail)
+        )
+        cli("run", "--data", str(demo_data), "--as-of", AS_OF.isoformat(), cwd=clean)
 
-    crashed = init(tmp_path / "crashed", state_url, chunk_size=1)
-    _kill_mid_run(crashed, demo_data, state_url)
-    cli("run", "--data", str(demo_data), "--as-of", AS_OF.isoformat(), cwd=crashed)
+        crashed = init(
+            tmp_path / "crashed", state_url, chunk_size=1, delivery=_delivery(hook, mail)
+        )
+        _kill_mid_run(crashed, demo_data, state_url)
+        assert hook.requests == 0 and not mail.messages  # killed before delivering anything
+        cli("run", "--data", str(demo_data), "--as-of", AS_OF.isoformat(), cwd=crashed)
 
     assert state_digest(state_url) == state_digest(clean_url)
+    assert clean_hook.accepted and set(hook.accepted) == set(clean_hook.accepted)
+    assert set(hook.accepted.values()) == {1}, "a webhook message was delivered twice"
+    ids = [m["Message-ID"] for m in mail.messages]
+    assert ids and len(ids) == len(set(ids)) == len(clean_mail.messages)
     engine = create_engine(make_engine(state_url).url)
     with engine.connect() as conn:
         statuses = conn.execute(text("SELECT status FROM runs ORDER BY id")).scalars().all()
     engine.dispose()
     assert statuses == ["abandoned", "completed"]
+
+
+def _delivery(hook: Receiver, mail: Mailbox) -> dict[str, Any]:
+    return {
+        "webhook": {"url": hook.url},
+        "email": {"host": mail.host, "port": mail.port, "sender": "success@example.com"},
+    }

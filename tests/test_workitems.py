@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from touchmodel.model.loader import load_model
 from touchmodel.ops import workitems as wi
-from touchmodel.ops.workitems import Fired, MigrationWork, add_migration_items, sync_trigger_items
+from touchmodel.ops.books import MigrationTask
+from touchmodel.ops.workitems import Fired, add_migration_items, sync_trigger_items
 from touchmodel.state.db import Store
 from touchmodel.state.tables import WorkItem, WorkItemEvent
 
@@ -212,7 +213,7 @@ def test_the_database_refuses_a_second_open_item_with_the_same_key(store: Store)
 
 
 def test_migration_items_are_created_once(store: Store) -> None:
-    task = MigrationWork("A1", "to_dedicated", "Handover", "Dana", "csm", 7, "low", "medium")
+    task = MigrationTask("A1", "to_dedicated", "Handover", "Dana", "csm", 7, "low", "medium")
     for _ in range(2):
         with store.transaction() as s:
             add_migration_items(s, [task], as_of=D0, run_id=None)

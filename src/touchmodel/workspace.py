@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from touchmodel.errors import TouchmodelError
 from touchmodel.model.loader import DEFAULT_PRESET, PRESETS, dotted, preset_yaml
+from touchmodel.ops.delivery_config import DeliveryConfig
 
 WORKSPACE_FILE = "touchmodel.yaml"
 WORKSPACE_ENV = "TOUCHMODEL_WORKSPACE"
@@ -45,7 +46,7 @@ class WorkspaceConfig(BaseModel):
     chunk_size: int = Field(
         default=2000, ge=1, description="Accounts written per transaction during a run."
     )
-    delivery: dict[str, Any] = Field(default_factory=dict)  # TODO(merge): DeliveryConfig
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
 
 
 @dataclass(frozen=True)

@@ -129,8 +129,8 @@ def run(
                 ws, as_of=when, data=data, mapping=mapping, model=model, out=out,
                 max_reject_rate=max_reject_rate, progress=step,
             )  # fmt: skip
-        engine = Engine.from_spec(model or ws.model_spec)
-        render_summary(console, summarize(engine.model, day.result), day.result)
+        assert day.model is not None
+        render_summary(console, summarize(day.model, day.result), day.result)
         render_day(console, day)
         return
     if data is None:

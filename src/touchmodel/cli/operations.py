@@ -16,6 +16,7 @@ from rich.console import Console
 from touchmodel.cli._common import parse_as_of, user_errors
 from touchmodel.model.loader import DEFAULT_PRESET, PRESETS
 from touchmodel.state.db import Store
+from touchmodel.workspace import Workspace
 
 console = Console()
 
@@ -33,15 +34,22 @@ ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why: kept in the
 
 
 @contextmanager
-def _store(workspace: Path | None) -> Iterator[Store]:
+def open_store(workspace: Path | None) -> Iterator[tuple[Workspace, Store]]:
+    """The workspace and its state database, closed afterwards."""
     from touchmodel.workspace import require_workspace
 
     ws = require_workspace(workspace)
     store = Store(ws.state_url, migrate=False)
     try:
-        yield store
+        yield ws, store
     finally:
         store.close()
+
+
+@contextmanager
+def _store(workspace: Path | None) -> Iterator[Store]:
+    with open_store(workspace) as (_ws, store):
+        yield store
 
 
 def _actor(by: str | None) -> str:
@@ -62,6 +70,12 @@ def register(app: typer.Typer) -> None:
     app.command("reopen")(reopen)
     app.command("runs")(runs)
     app.command("history")(history)
+    app.command("touchpoints")(touchpoints)
+    app.command("books")(books)
+    app.command("rebalance")(rebalance)
+    from touchmodel.cli.outbox import outbox_app
+
+    app.add_typer(outbox_app, name="outbox")
 
 
 @user_errors
@@ -230,3 +244,80 @@ def history(
         typer.echo(json.dumps(records, indent=2))
     else:
         render_history(console, account_id, records)
+
+
+@user_errors
+def touchpoints(
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="Only this owner's touchpoints.")
+    ] = None,
+    account: Annotated[str | None, typer.Option("--account", help="Only this account.")] = None,
+    status: Annotated[
+        str, typer.Option("--status", help="planned, queued, skipped, cancelled or all.")
+    ] = "planned",
+    due_by: Annotated[
+        str | None, typer.Option("--due-by", help="Due on or before this date (YYYY-MM-DD).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Scheduled touchpoints from the cadences: calls, reviews and automated messages."""
+    from sqlalchemy import select
+
+    from touchmodel.cli.ops_render import render_touchpoints, touchpoint_record
+    from touchmodel.state.tables import Touchpoint
+
+    q = select(Touchpoint).order_by(Touchpoint.due, Touchpoint.account_id, Touchpoint.key)
+    if status != "all":
+        q = q.where(Touchpoint.status == status)
+    if owner:
+        q = q.where(Touchpoint.owner == owner)
+    if account:
+        q = q.where(Touchpoint.account_id == account)
+    if due_by:
+        q = q.where(Touchpoint.due <= parse_as_of(due_by))
+    if limit:
+        q = q.limit(limit)
+    with _store(workspace) as store, store.transaction() as s:
+        records = [touchpoint_record(t) for t in s.scalars(q)]
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+    else:
+        render_touchpoints(console, records)
+
+
+@user_errors
+def books(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Each CSM's book per tier against its cap (from team.yaml and the tier ratios)."""
+    from touchmodel.cli.ops_render import render_books
+    from touchmodel.ops.rebalance import book_loads
+
+    with open_store(workspace) as (ws, store), store.transaction() as s:
+        rows = book_loads(ws, s)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        render_books(console, rows)
+
+
+@user_errors
+def rebalance(
+    apply: Annotated[bool, typer.Option("--apply", help="Make the proposed moves.")] = False,
+    on: OnOpt = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Propose moves from over-cap books to CSMs of the same tier with room; --apply makes them."""
+    from touchmodel.cli.ops_render import render_moves
+    from touchmodel.ops.rebalance import apply_moves, propose
+
+    with open_store(workspace) as (ws, store):
+        with store.transaction() as s:
+            moves = propose(ws, s)
+        if apply and moves:
+            with store.transaction() as s:
+                apply_moves(s, moves, on=parse_as_of(on))
+    render_moves(console, moves, applied=apply)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from touchmodel.ops.books import Move
 from touchmodel.ops.daily import DayResult
-from touchmodel.state.tables import Run, Snapshot
+from touchmodel.ops.outbox import DispatchReport
+from touchmodel.state.tables import Run, Snapshot, Touchpoint
 
 
 def render_tasks(console: Console, records: list[dict[str, Any]], status: str) -> None:
@@ -112,4 +115,90 @@ def render_day(console: Console, day: DayResult) -> None:
             soft_wrap=True,
         )
     for warning in day.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
+    if day.delivery is not None:
+        render_dispatch(console, day.delivery)
+
+
+def render_dispatch(console: Console, report: DispatchReport) -> None:
+    """One line on delivery, plus why any channel could not be used."""
+    console.print(
+        f"Delivery: {report.sent} sent, {report.retrying} to retry, {report.dead} dead-lettered, "
+        f"{report.pending} pending"
+        + (
+            f" (next attempt {report.next_attempt_at:%Y-%m-%d %H:%M:%S} UTC)"
+            if report.next_attempt_at
+            else ""
+        ),
+        soft_wrap=True,
+        highlight=False,
+    )
+    for channel, why in report.unavailable.items():
+        waiting = report.waiting.get(channel, 0)
+        console.print(
+            f"[yellow]warning:[/yellow] {channel}: {escape(why)} ({waiting} waiting)",
+            soft_wrap=True,
+        )
+
+
+def touchpoint_record(t: Touchpoint) -> dict[str, Any]:
+    """A touchpoint as JSON-able data."""
+    return {
+        "id": t.id, "account_id": t.account_id, "key": t.key, "sequence": t.sequence,
+        "title": t.title, "due": t.due.isoformat(), "channel": t.channel,
+        "automated": t.automated, "owner": t.owner, "level": t.level, "template": t.template,
+        "status": t.status, "reason": t.reason, "planned_on": t.planned_on.isoformat(),
+    }  # fmt: skip
+
+
+def render_touchpoints(console: Console, records: list[dict[str, Any]]) -> None:
+    """Touchpoints by due date."""
+    if not records:
+        console.print("No touchpoints.")
+        return
+    table = Table(title=f"Touchpoints: {len(records)}")
+    for col in ("due", "account", "touchpoint", "channel", "owner", "status"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        status = r["status"] + (f": {r['reason']}" if r["reason"] else "")
+        table.add_row(
+            r["due"], r["account_id"], escape(r["title"]),
+            r["channel"] + (" (auto)" if r["automated"] else ""), escape(r["owner"]), escape(status),
+        )  # fmt: skip
+    console.print(table)
+
+
+def render_books(console: Console, rows: list[dict[str, Any]]) -> None:
+    """Books against caps; over-cap ones in red with a warning line."""
+    table = Table(title="CSM books")
+    for col in ("csm", "tier", "accounts", "cap", "load"):
+        table.add_column(col, justify="right" if col in ("accounts", "cap", "load") else "left")
+    for r in rows:
+        load = f"{r['accounts'] / r['cap']:.0%}" if r["cap"] else "-"
+        style = "red" if r["over_cap"] else None
+        table.add_row(
+            escape(r["csm"]), r["tier"], f"{r['accounts']:,}", f"{r['cap']:g}", load, style=style
+        )
+    console.print(table)
+    for r in rows:
+        if r["over_cap"]:
+            console.print(
+                f"[yellow]warning:[/yellow] {escape(r['csm'])} holds {r['accounts']} {r['tier']} "
+                f"accounts, cap {r['cap']:g}: see `touchmodel rebalance`",
+                soft_wrap=True,
+            )
+
+
+def render_moves(console: Console, moves: Sequence[Move], *, applied: bool) -> None:
+    """Proposed (or applied) rebalance moves."""
+    if not moves:
+        console.print("No moves: every book is within its cap, or no book has room.")
+        return
+    table = Table(title=f"{'Applied' if applied else 'Proposed'} moves: {len(moves)}")
+    for col in ("account", "tier", "from", "to", "why"):
+        table.add_column(col, overflow="fold")
+    for m in moves:
+        table.add_row(m.account_id, m.tier, escape(m.from_csm), escape(m.to_csm), escape(m.reason))
+    console.print(table)
+    if not applied:
+        console.print("Run `touchmodel rebalance --apply` to make these moves.")

@@ -18,7 +18,11 @@ def primary_emails(tables: Mapping[str, ir.Table]) -> dict[str, str]:
     if contacts is None or "email" not in contacts.columns:
         return {}
     c = contacts.filter(contacts.email.notnull() & (contacts.email.strip() != ""))
-    order = [c.created_at.asc(nulls_first=False), c.contact_id] if "created_at" in c.columns else [c.contact_id]
+    order = (
+        [c.created_at.asc(nulls_first=False), c.contact_id]
+        if "created_at" in c.columns
+        else [c.contact_id]
+    )
     ranked = c.mutate(_rank=ibis.row_number().over(group_by=c.account_id, order_by=order))
     first = ranked.filter(ranked._rank == 0).select("account_id", "email").to_pyarrow()
     return dict(zip(first["account_id"].to_pylist(), first["email"].to_pylist(), strict=True))

@@ -31,12 +31,22 @@ from sqlalchemy.orm import Session
 
 from touchmodel.decide.decisions import SEP
 from touchmodel.engine import Engine, RunResult
+from touchmodel.model.schema import TouchModel
+from touchmodel.ops.assignments import release_gone, write_assignments
+from touchmodel.ops.books import BookPlan, MigrationTask, assign_books
 from touchmodel.ops.cadences import plan_touchpoints
 from touchmodel.ops.contacts import primary_emails
 from touchmodel.ops.notify import notify_items
+from touchmodel.ops.outbox import DispatchReport, dispatch
 from touchmodel.ops.snapshots import previous_tiers, write_snapshots
 from touchmodel.ops.touchpoints import TouchpointSync, sync_touchpoints
-from touchmodel.ops.workitems import Fired, SyncResult, sync_trigger_items
+from touchmodel.ops.workitems import (
+    Fired,
+    SyncResult,
+    add_migration_items,
+    sync_trigger_items,
+)
+from touchmodel.plan.team import load_book_owners
 from touchmodel.state.db import Store
 from touchmodel.state.tables import Assignment, Run, Touchpoint, WorkItem, utcnow
 from touchmodel.workspace import Workspace
@@ -52,6 +62,8 @@ class DayResult:
     result: RunResult
     changes: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    model: TouchModel | None = None
+    delivery: DispatchReport | None = None
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -103,8 +115,14 @@ def run_day(
     out: Path | None = None,
     max_reject_rate: float | None = None,
     progress: Progress | None = None,
+    dispatch_messages: bool = True,
 ) -> DayResult:
-    """Run the touch model for ``as_of`` in a workspace and record everything in its state."""
+    """Run the touch model for ``as_of`` in a workspace and record everything in its state.
+
+    With ``dispatch_messages`` the outbox is dispatched once at the end (one
+    pass: failed messages wait for their backoff and the next run or
+    ``touchmodel outbox dispatch``).
+    """
     step = progress or (lambda _msg: None)
     started = time.perf_counter()
     folder = data or ws.data_path
@@ -123,7 +141,12 @@ def run_day(
     )
     store = Store(ws.state_url)
     try:
-        return _record(ws, store, engine, result, folder, step, started)
+        day = _record(ws, store, engine, result, folder, step, started)
+        day.model = engine.model
+        if dispatch_messages and _configured_channels(ws):
+            step("delivering messages")
+            day.delivery = dispatch(store, ws.config.delivery, templates_dir=ws.templates_dir)
+        return day
     finally:
         store.close()
 
@@ -134,11 +157,21 @@ def _configured_channels(ws: Workspace) -> list[str]:
 
 
 def _plan_input(rows: dict[str, dict[str, Any]]) -> pa.Table:
-    cols = ("account_id", "tier", "touch_level", "contract_start", "renewal_date", "lifecycle_stage")
+    cols = (
+        "account_id",
+        "tier",
+        "touch_level",
+        "contract_start",
+        "renewal_date",
+        "lifecycle_stage",
+    )
     return pa.table(
         {c: [r.get(c) for r in rows.values()] for c in cols},
         schema=pa.schema(
-            [(c, pa.date32() if c in ("contract_start", "renewal_date") else pa.string()) for c in cols]
+            [
+                (c, pa.date32() if c in ("contract_start", "renewal_date") else pa.string())
+                for c in cols
+            ]
         ),
     )
 
@@ -193,9 +226,12 @@ def _record(
     rows = _snapshot_rows(result)
     ids = sorted(rows)
     channels = _configured_channels(ws)
-    with store.transaction() as s:
-        owners = {a.account_id: a.csm for a in s.scalars(select(Assignment))}
-        _before = previous_tiers(s, as_of)
+    step("assigning books")
+    books = _plan_books(ws, store, model, rows, as_of)
+    owners = {a: x.csm for a, x in books.assignments.items() if x.csm is not None}
+    migrations_by_account: dict[str, list[MigrationTask]] = {}
+    for task in books.migrations:
+        migrations_by_account.setdefault(task.account_id, []).append(task)
     step("planning touchpoints")
     # The whole ISO week of as_of counts towards the weekly cap of automated messages.
     week_start = as_of - dt.timedelta(days=as_of.weekday())
@@ -208,7 +244,10 @@ def _record(
     window_end = as_of + dt.timedelta(days=model.cadences.horizon_days)
     emails = primary_emails(result.tables)
     names = {a: r.get("name") or a for a, r in rows.items()}
-    totals: dict[str, int] = {"snapshots_written": 0, "notifications_queued": 0}
+    totals: dict[str, int] = {
+        "snapshots_written": 0, "book_changes": 0, "migration_items_created": 0,
+        "notifications_queued": 0,
+    }  # fmt: skip
     sync_total = SyncResult()
     touch_total = TouchpointSync()
     step(f"recording {len(ids):,} accounts")
@@ -223,16 +262,33 @@ def _record(
                 for r in chunk_rows
                 for trig, route in zip(_split(r["triggers"]), _split(r["routes"]), strict=True)
             ]
+            totals["book_changes"] += write_assignments(
+                s, {a: books.assignments[a] for a in chunk if a in books.assignments},
+                as_of=as_of, run_id=run_id,
+            )  # fmt: skip
             synced = sync_trigger_items(
                 s, model, as_of=as_of, account_ids=chunk, fired=fired, owners=owners, run_id=run_id
             )
+            moved = add_migration_items(
+                s, [t for a in chunk for t in migrations_by_account.get(a, [])],
+                as_of=as_of, run_id=run_id,
+            )  # fmt: skip
+            totals["migration_items_created"] += len(moved)
+            synced.created += moved
             totals["notifications_queued"] += _notify(s, synced, channels)
             _merge(sync_total, synced)
             touch_total.add(
                 sync_touchpoints(
-                    s, as_of=as_of, window_end=window_end, account_ids=chunk, plan=plan_by_account,
-                    owners=owners, names=names, emails=emails, channels=channels,
-                )  # fmt: skip
+                    s,
+                    as_of=as_of,
+                    window_end=window_end,
+                    account_ids=chunk,
+                    plan=plan_by_account,
+                    owners=owners,
+                    names=names,
+                    emails=emails,
+                    channels=channels,
+                )
             )
     with store.transaction() as s:
         decided = set(ids)
@@ -240,6 +296,7 @@ def _record(
             {a for a in s.scalars(select(WorkItem.account_id).where(WorkItem.status != "closed"))}
             - decided
         )
+        totals["book_changes"] += release_gone(s, decided, as_of=as_of, run_id=run_id)
         synced = sync_trigger_items(
             s, model, as_of=as_of, account_ids=gone, fired=[], owners=owners, run_id=run_id,
             gone_reason=f"no decision on {as_of}: the account is not a customer (churned or not started)",
@@ -260,7 +317,29 @@ def _record(
         run_row.finished_at = utcnow()
         run_row.seconds = round(time.perf_counter() - started, 3)
         run_row.changes = totals
-    return DayResult(run_id=run_id, result=result, changes=totals)
+        run_row.warnings = list(books.warnings)
+    return DayResult(run_id=run_id, result=result, changes=totals, warnings=list(books.warnings))
+
+
+def _plan_books(
+    ws: Workspace, store: Store, model: TouchModel, rows: dict[str, dict[str, Any]], as_of: dt.date
+) -> BookPlan:
+    """Books for this run, planned from the state as it was before ``as_of``."""
+    owners = (
+        load_book_owners(ws.team_path, model) if ws.team_path and ws.team_path.is_file() else []
+    )
+    with store.transaction() as s:
+        assigned = {a.account_id: (a.csm, a.tier) for a in s.scalars(select(Assignment))}
+        before = previous_tiers(s, as_of)
+    current: dict[str, tuple[str | None, str]] = {
+        a: (assigned.get(a, (None, tier))[0], tier) for a, tier in before.items()
+    }
+    for a, (csm, tier) in assigned.items():
+        current.setdefault(a, (csm, tier))
+    accounts = [
+        {"account_id": a, "tier": r["tier"], "crm_csm": r.get("csm")} for a, r in rows.items()
+    ]
+    return assign_books(accounts, current, owners, model)
 
 
 def _notify(session: Session, synced: SyncResult, channels: list[str]) -> int:

@@ -107,7 +107,9 @@ def sync_touchpoints(
                 tp.reason = f"re-planned on {as_of}: no longer in the plan (touch level now {_level(rows, tp.level)})"
                 result.cancelled += 1
             elif tp.automated and tp.due <= as_of:
-                _deliver(session, tp, names.get(account, account), emails.get(account), usable, result)
+                _deliver(
+                    session, tp, names.get(account, account), emails.get(account), usable, result
+                )
     return result
 
 

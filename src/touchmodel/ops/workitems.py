@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from touchmodel.errors import TouchmodelError
 from touchmodel.model.schema import Route, TouchModel
+from touchmodel.ops.books import MigrationTask
 from touchmodel.state.tables import WorkItem, WorkItemEvent
 
 # The route team whose work goes to the account's own CSM when it has one.
@@ -52,20 +53,6 @@ class Fired:
     trigger: str
     route: str
     context: str  # tier, level, health: why this account, in one line
-
-
-@dataclass(frozen=True)
-class MigrationWork:
-    """A task from a tier-migration rule (e.g. a handover to the new dedicated CSM)."""
-
-    account_id: str
-    rule_id: str
-    task: str
-    owner: str
-    team: str
-    sla_days: int
-    from_tier: str
-    to_tier: str
 
 
 @dataclass
@@ -223,7 +210,7 @@ def sync_trigger_items(
 
 
 def add_migration_items(
-    session: Session, tasks: Iterable[MigrationWork], *, as_of: dt.date, run_id: int | None
+    session: Session, tasks: Iterable[MigrationTask], *, as_of: dt.date, run_id: int | None
 ) -> list[WorkItem]:
     """Create a work item per migration task, once per (account, rule, from->to)."""
     created: list[WorkItem] = []
@@ -251,7 +238,7 @@ def add_migration_items(
             status="open",
             priority="high",
             team=t.team,
-            owner=t.owner,
+            owner=t.owner or t.team,
             action=t.task,
             route=t.team,
             channel=None,

@@ -76,6 +76,8 @@ class Run(Base):
     # What the run changed: items created/closed, touchpoints planned, messages queued.
     changes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+    # What a user should look at: books over cap, tiers no CSM covers.
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class Snapshot(Base):
