@@ -114,7 +114,7 @@ def sync_touchpoints(
 
 
 def _level(rows: Sequence[Mapping[str, Any]], old: str) -> str:
-    levels = {r["level"] for r in rows if r["sequence"] == "calendar"}
+    levels = {r["level"] for r in rows if r["sequence"].startswith("calendar.")}
     return next(iter(levels)) if len(levels) == 1 else f"not {old}"
 
 

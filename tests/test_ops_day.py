@@ -1,0 +1,218 @@
+"""The daily run's operations on small, hand-made data: books, migrations, touchpoints, email.
+
+Each test writes a data folder, runs ``run_day`` in a fresh workspace for one
+or more dates, and reads the state back.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import select
+
+from tests.delivery_servers import smtp_server
+from touchmodel.ops.daily import run_day
+from touchmodel.state.db import Store
+from touchmodel.state.tables import (
+    Assignment,
+    AssignmentChange,
+    OutboxMessage,
+    Touchpoint,
+    WorkItem,
+)
+from touchmodel.workspace import Workspace, init_workspace, load_workspace
+
+D0 = dt.date(2026, 11, 2)  # a Monday
+TEAM = {
+    "name": "test team",
+    "csms": [
+        {"members": ["Ada", "Bo"], "tiers": ["medium"]},
+        {"members": ["Cy"], "tiers": ["high"]},
+        {"members": ["Pooled"], "tiers": ["low"]},
+    ],
+}
+
+
+def account(aid: str, arr: float, start: dt.date, **extra: Any) -> dict[str, Any]:
+    return {"account_id": aid, "name": f"Co {aid}", "arr": arr, "contract_start": start.isoformat(),
+            "renewal_date": "", "csm": "", **extra}  # fmt: skip
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+@pytest.fixture
+def ws(tmp_path: Path, state_url: str) -> Workspace:
+    w = init_workspace(tmp_path / "ws", state=state_url)
+    (w.root / "team.yaml").write_text(yaml.safe_dump(TEAM))
+    return w
+
+
+def configure(w: Workspace, **settings: Any) -> Workspace:
+    path = w.root / "touchmodel.yaml"
+    config = yaml.safe_load(path.read_text())
+    config.update(settings)
+    path.write_text(yaml.safe_dump(config))
+    return load_workspace(w.root)
+
+
+def run(
+    w: Workspace,
+    day: dt.date,
+    accounts: list[dict[str, Any]],
+    contacts: list[dict[str, Any]] | None = None,
+) -> Any:
+    data = w.root / "data"
+    for old in data.glob("*.csv"):
+        old.unlink()
+    write_csv(data / "accounts.csv", accounts)
+    if contacts:
+        write_csv(data / "contacts.csv", contacts)
+    return run_day(w, as_of=day)
+
+
+def rows(w: Workspace, table: type) -> list[Any]:
+    store = Store(w.state_url)
+    try:
+        with store.transaction() as s:
+            return list(s.scalars(select(table)))
+    finally:
+        store.close()
+
+
+SETTLED = dt.date(2025, 9, 5)  # past onboarding, renewal far away, a monthly date in the window
+
+
+def test_books_are_sticky_and_least_loaded(ws: Workspace) -> None:
+    accounts = [account(f"M{i}", 30000, SETTLED) for i in range(4)]
+    run(ws, D0, accounts)
+    books = Counter(a.csm for a in rows(ws, Assignment))
+    assert books == {"Ada": 2, "Bo": 2}
+    before = {a.account_id: a.csm for a in rows(ws, Assignment)}
+    day = run(ws, D0 + dt.timedelta(days=1), [*accounts, account("M9", 30000, SETTLED)])
+    after = {a.account_id: a.csm for a in rows(ws, Assignment)}
+    assert {k: after[k] for k in before} == before  # nobody reshuffled
+    assert day.changes["book_changes"] == 1
+
+
+def test_a_move_into_a_dedicated_tier_creates_a_handover_for_the_new_csm(ws: Workspace) -> None:
+    run(ws, D0, [account("A", 15000, SETTLED)])
+    assert [a.csm for a in rows(ws, Assignment)] == ["Pooled"]
+    run(ws, D0 + dt.timedelta(days=1), [account("A", 150000, SETTLED)])
+    [book] = rows(ws, Assignment)
+    assert (book.csm, book.tier) == ("Cy", "high")
+    handover = [i for i in rows(ws, WorkItem) if i.kind == "migration"]
+    assert [(i.trigger, i.owner) for i in handover] == [("migration.handover_to_dedicated", "Cy")]
+    assert "low -> high" in handover[0].explanation
+    moves = [(c.from_csm, c.to_csm) for c in rows(ws, AssignmentChange)]
+    assert moves == [(None, "Pooled"), ("Pooled", "Cy")]
+    # The same day again: nothing new.
+    run(ws, D0 + dt.timedelta(days=1), [account("A", 150000, SETTLED)])
+    assert len([i for i in rows(ws, WorkItem) if i.kind == "migration"]) == 1
+
+
+def test_a_churned_account_leaves_its_book_and_its_items_close(ws: Workspace) -> None:
+    renewal = (D0 + dt.timedelta(days=75)).isoformat()  # fires lifecycle.renewal_window
+    run(ws, D0, [account("A", 30000, SETTLED, renewal_date=renewal)])
+    assert rows(ws, Assignment) and any(i.status == "open" for i in rows(ws, WorkItem))
+    gone = account("A", 30000, SETTLED, renewal_date=renewal, churned_on=D0.isoformat())
+    run(ws, D0 + dt.timedelta(days=1), [gone])
+    assert rows(ws, Assignment) == []
+    trigger_items = [i for i in rows(ws, WorkItem) if i.kind == "trigger"]
+    assert trigger_items and all(i.status == "closed" for i in trigger_items)
+    assert all("not a customer" in (i.close_reason or "") for i in trigger_items)
+
+
+def test_a_level_change_cancels_the_old_cadence_and_plans_the_new(ws: Workspace) -> None:
+    run(ws, D0, [account("A", 30000, SETTLED)])
+    medium = [
+        t
+        for t in rows(ws, Touchpoint)
+        if t.sequence.startswith("calendar.") and t.status == "planned"
+    ]
+    assert medium and {t.level for t in medium} == {"medium"}
+    run(ws, D0 + dt.timedelta(days=1), [account("A", 150000, SETTLED)])
+    by_key = {t.key: t for t in rows(ws, Touchpoint)}
+    for t in medium:
+        if t.due > D0:
+            assert by_key[t.key].status == "cancelled"
+            assert "re-planned on 2026-11-03" in by_key[t.key].reason
+            assert "touch level now high" in by_key[t.key].reason
+    assert any(t.level == "high" and t.status == "planned" for t in by_key.values())
+
+
+def new_account(aid: str, start: dt.date) -> dict[str, Any]:
+    return account(aid, 5000, start)
+
+
+def test_due_onboarding_emails_are_sent_once_with_the_template(ws: Workspace) -> None:
+    contacts = [
+        {"contact_id": "c1", "account_id": "N1", "email": "ana@n1.example", "title": "Ops", "created_at": "2026-10-01"},
+        {"contact_id": "c2", "account_id": "N2", "email": "", "title": "Ops", "created_at": "2026-10-01"},
+    ]  # fmt: skip
+    accounts = [new_account("N1", D0), new_account("N2", D0)]
+    with smtp_server() as mail:
+        w = configure(
+            ws,
+            delivery={"email": {"host": mail.host, "port": mail.port, "sender": "cs@example.com"}},
+        )
+        day = run(w, D0, accounts, contacts)
+        run(w, D0, accounts, contacts)  # the same day again sends nothing
+    assert day.delivery is not None and day.delivery.sent == 1
+    [msg] = mail.messages
+    assert msg["To"] == "ana@n1.example"
+    tps = {(t.account_id, t.key): t for t in rows(w, Touchpoint)}
+    assert tps[("N1", "onboarding.day1")].status == "queued"
+    skipped = tps[("N2", "onboarding.day1")]
+    assert skipped.status == "skipped" and "no contact with an email" in skipped.reason
+    [sent] = rows(w, OutboxMessage)
+    assert sent.status == "sent" and sent.idempotency_key == "touchpoint:N1:onboarding.day1"
+
+
+def test_without_email_configured_due_emails_are_skipped_with_the_reason(ws: Workspace) -> None:
+    run(ws, D0, [new_account("N1", D0)])
+    tp = next(t for t in rows(ws, Touchpoint) if t.key == "onboarding.day1")
+    assert tp.status == "skipped" and "not configured" in tp.reason
+    assert rows(ws, OutboxMessage) == []
+
+
+def test_daily_runs_never_send_more_than_the_weekly_cap(ws: Workspace) -> None:
+    """Three weeks of daily runs over accounts starting on every weekday of a week."""
+    starts = [D0 - dt.timedelta(days=d) for d in range(0, 40, 3)]
+    accounts = [new_account(f"N{i:02}", s) for i, s in enumerate(starts)]
+    contacts = [
+        {"contact_id": f"c{i}", "account_id": a["account_id"], "email": f"x{i}@example.com",
+         "title": "", "created_at": "2026-01-01"}
+        for i, a in enumerate(accounts)
+    ]  # fmt: skip
+    with smtp_server() as mail:
+        w = configure(
+            ws,
+            delivery={"email": {"host": mail.host, "port": mail.port, "sender": "cs@example.com"}},
+        )
+        for day in range(21):
+            run(w, D0 + dt.timedelta(days=day), accounts, contacts)
+    weeks: Counter[tuple[str, int]] = Counter()
+    for t in rows(w, Touchpoint):
+        if t.automated and t.status == "queued":
+            weeks[(t.account_id, t.due.isocalendar()[1])] += 1
+    assert weeks and max(weeks.values()) <= w_cap(w)
+    ids = [m["Message-ID"] for m in mail.messages]
+    assert len(ids) == len(set(ids)) == sum(weeks.values())
+
+
+def w_cap(w: Workspace) -> int:
+    from touchmodel.model.loader import load_model
+
+    return load_model(w.model_spec).cadences.weekly_cap
