@@ -76,7 +76,7 @@ def test_a_new_user_inits_runs_twice_and_sees_the_queue(tmp_path: Path, demo_dat
     cli("init", str(ws), cwd=tmp_path)
     assert (ws / "touchmodel.yaml").is_file() and (ws / "model.yaml").is_file()
     first = cli("run", "--data", str(demo_data), "--as-of", AS_OF.isoformat(), cwd=ws)
-    assert "work_items_created" in first.stdout
+    assert "work items created" in first.stdout
     digest = state_digest(f"sqlite:///{ws / 'state.db'}")
     second = cli("run", "--data", str(demo_data), "--as-of", AS_OF.isoformat(), cwd=ws)
     assert "nothing changed" in second.stdout

@@ -53,22 +53,31 @@ def run_record(run: Run) -> dict[str, Any]:
         "rejects": run.rejects,
         "changes": run.changes,
         "seconds": run.seconds,
+        "warnings": run.warnings,
         "started_at": run.started_at.isoformat(),
     }
 
 
+def _changes_text(changes: dict[str, Any]) -> str:
+    done = [f"{k.replace('_', ' ')} {v:,}" for k, v in changes.items() if isinstance(v, int) and v]
+    return ", ".join(done) or "nothing changed"
+
+
 def render_runs(console: Console, records: list[dict[str, Any]]) -> None:
-    """Recorded runs, newest first."""
-    table = Table(title="Runs")
-    for col in ("id", "as of", "status", "model", "accounts", "changes", "seconds"):
-        table.add_column(col, overflow="fold")
+    """Recorded runs, newest first, one block each (the changes are a sentence)."""
+    if not records:
+        console.print("No runs recorded yet: `touchmodel run --data DATA --as-of DATE`.")
+        return
     for r in records:
-        changed = ", ".join(f"{k} {v}" for k, v in r["changes"].items() if v) or "nothing"
-        table.add_row(
-            str(r["id"]), r["as_of"], r["status"], f"{r['model']} ({r['model_hash'][:8]})",
-            f"{r['accounts']:,}", changed, f"{r['seconds'] or 0:.1f}",
-        )  # fmt: skip
-    console.print(table)
+        colour = {"completed": "green", "running": "yellow"}.get(r["status"], "red")
+        console.print(
+            f"[bold]#{r['id']}[/bold] as of {r['as_of']}  [{colour}]{r['status']}[/]  "
+            f"model {escape(r['model'])} ({r['model_hash'][:8]})  {r['accounts']:,} accounts  "
+            f"{r['seconds'] or 0:.1f} s",
+            soft_wrap=True,
+            highlight=False,
+        )
+        console.print(f"    {_changes_text(r['changes'])}", soft_wrap=True, highlight=False)
 
 
 def snapshot_record(s: Snapshot) -> dict[str, Any]:
