@@ -221,3 +221,37 @@ def test_migration_items_are_created_once(store: Store) -> None:
         assert s.scalar(select(func.count()).select_from(WorkItem)) == 1
         item = s.scalars(select(WorkItem)).one()
     assert item.owner == "Dana" and item.due == D0 + dt.timedelta(days=7)
+
+
+def test_a_snooze_silences_the_trigger_even_when_its_route_changes(store: Store) -> None:
+    sync(store, D0, [Fired("A1", "expansion.plan_capacity", "inside_sales", "")])
+    with store.transaction() as s:
+        wi.snooze(
+            s,
+            items(store)[0]["id"],
+            until=D0 + dt.timedelta(days=30),
+            reason="budget freeze",
+            actor="d",
+            today=D0,
+        )  # type: ignore[arg-type]
+    moved = sync(
+        store,
+        D0 + dt.timedelta(days=2),
+        [Fired("A1", "expansion.plan_capacity", "account_executive", "")],
+    )
+    assert not moved.created and moved.snoozed_skipped == 1
+    assert [i["status"] for i in items(store)] == ["snoozed"]
+
+
+def test_an_open_csm_item_follows_its_account_to_a_new_book(store: Store) -> None:
+    sync(store, D0, [NPS])
+    with store.transaction() as s:
+        sync_trigger_items(
+            s, MODEL, as_of=D0 + dt.timedelta(days=1), account_ids=["A1"], fired=[NPS],
+            owners={"A1": "Eve"}, run_id=None,
+        )  # fmt: skip
+    [item] = items(store)
+    assert item["owner"] == "Eve"
+    with store.transaction() as s:
+        assert wi.reassign_open_items(s, "A1", to_csm="Fay", on=D0, actor="rebalance") == 1
+    assert items(store)[0]["owner"] == "Fay"

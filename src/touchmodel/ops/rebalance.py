@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from touchmodel.model.loader import load_model
 from touchmodel.ops.books import Assignment as Planned
 from touchmodel.ops.books import Move, propose_rebalance
+from touchmodel.ops.workitems import reassign_open_items
 from touchmodel.plan.team import BookOwner, load_book_owners
 from touchmodel.state.tables import Assignment, AssignmentChange
 from touchmodel.workspace import Workspace, WorkspaceError
@@ -68,6 +69,7 @@ def apply_moves(session: Session, moves: Sequence[Move], *, on: dt.date) -> int:
         if row is None or row.csm != move.from_csm:
             continue  # changed since it was proposed
         row.csm, row.assigned_on, row.reason = move.to_csm, on, move.reason
+        reassign_open_items(session, move.account_id, to_csm=move.to_csm, on=on, actor="rebalance")
         session.add(
             AssignmentChange(
                 account_id=move.account_id, on=on, from_csm=move.from_csm, to_csm=move.to_csm,

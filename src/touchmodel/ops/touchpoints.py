@@ -76,15 +76,22 @@ def sync_touchpoints(
     """
     usable = set(channels)
     result = TouchpointSync()
-    stored = {
-        (t.account_id, t.key): t
-        for t in session.scalars(select(Touchpoint).where(Touchpoint.account_id.in_(account_ids)))
-    }
+    # Only what a sync can touch: still-planned rows, and anything in the window
+    # (a planned occurrence has the same due date as its stored row).
+    by_account: dict[str, dict[str, Touchpoint]] = {}
+    for t in session.scalars(
+        select(Touchpoint).where(
+            Touchpoint.account_id.in_(account_ids),
+            (Touchpoint.status == "planned") | (Touchpoint.due >= as_of),
+        )
+    ):
+        by_account.setdefault(t.account_id, {})[t.key] = t
     for account in account_ids:
         rows = plan.get(account, ())
         keys = {r["key"] for r in rows}
+        stored = by_account.setdefault(account, {})
         for row in rows:
-            if (account, row["key"]) in stored:
+            if row["key"] in stored:
                 continue  # the first decision about an occurrence stands
             owner = owners.get(account, "csm") if row["owner_role"] == "csm" else row["owner_role"]
             tp = Touchpoint(
@@ -94,14 +101,17 @@ def sync_touchpoints(
                 reason=row["reason"] or "", planned_on=as_of,
             )  # fmt: skip
             session.add(tp)
-            stored[(account, row["key"])] = tp
+            stored[row["key"]] = tp
             if tp.status == "skipped":
                 result.skipped += 1
             else:
                 result.planned += 1
-        for (acc, key), tp in stored.items():
-            if acc != account or tp.status != "planned":
+        csm = owners.get(account)
+        for key, tp in stored.items():
+            if tp.status != "planned":
                 continue
+            if csm is not None and not tp.automated and tp.owner != csm and tp.due >= as_of:
+                tp.owner = csm  # a CSM touchpoint follows the account to its new book
             if as_of <= tp.due <= window_end and key not in keys:
                 tp.status = "cancelled"
                 tp.reason = f"re-planned on {as_of}: no longer in the plan (touch level now {_level(rows, tp.level)})"

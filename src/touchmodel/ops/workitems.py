@@ -135,11 +135,20 @@ def sync_trigger_items(
             .group_by(WorkItem.account_id, WorkItem.trigger)
         ).all()
     )
+    # A snooze silences the trigger for the account, whatever route it now takes.
+    silenced = {
+        (i.account_id, i.trigger)
+        for i in items
+        if i.status == "snoozed" and i.snoozed_until is not None and i.snoozed_until > as_of
+    }
     holding: set[str] = set()
     for f in fired:
         key = open_key(f.account_id, f.trigger, f.route)
         holding.add(key)
         item = existing.get(key)
+        if item is None and (f.account_id, f.trigger) in silenced:
+            result.snoozed_skipped += 1
+            continue
         if item is not None:
             if item.status == "snoozed":
                 if item.snoozed_until is not None and item.snoozed_until > as_of:
@@ -157,6 +166,7 @@ def sync_trigger_items(
                 item.snoozed_until = None
                 result.woken.append(item)
             item.last_seen_on = max(item.last_seen_on, as_of)
+            _follow_book(session, item, owners, as_of)
             continue
         trig = triggers[f.trigger]
         closed_on = last_closed.get(f"{f.account_id}|{f.trigger}")
@@ -207,6 +217,38 @@ def sync_trigger_items(
         _close(session, item, as_of, why, "auto")
         result.auto_closed.append(item)
     return result
+
+
+def _follow_book(session: Session, item: WorkItem, owners: Mapping[str, str], on: dt.date) -> None:
+    """A CSM item follows its account to a new book (rebalance, migration)."""
+    csm = owners.get(item.account_id)
+    if item.team == CSM_TEAM and csm is not None and item.owner != csm:
+        _event(
+            session, item, on, "reassigned", f"book moved from {item.owner} to {csm}", "touchmodel"
+        )
+        item.owner = csm
+
+
+def reassign_open_items(
+    session: Session, account_id: str, *, to_csm: str, on: dt.date, actor: str
+) -> int:
+    """Give an account's open and snoozed CSM items to its new CSM (after a book move)."""
+    moved = 0
+    for item in session.scalars(
+        select(WorkItem).where(
+            WorkItem.account_id == account_id,
+            WorkItem.team == CSM_TEAM,
+            WorkItem.kind == "trigger",
+            WorkItem.status.in_(OPEN_STATES),
+        )
+    ):
+        if item.owner != to_csm:
+            _event(
+                session, item, on, "reassigned", f"book moved from {item.owner} to {to_csm}", actor
+            )
+            item.owner = to_csm
+            moved += 1
+    return moved
 
 
 def add_migration_items(
