@@ -58,9 +58,17 @@ def run_record(run: Run) -> dict[str, Any]:
     }
 
 
+# Counted in a run record, but not changes: triggers held back by a cooldown or a snooze.
+HELD_BACK = ("work_items_in_cooldown", "work_items_snoozed")
+
+
+def _changed(changes: dict[str, Any]) -> bool:
+    return any(v for k, v in changes.items() if k not in HELD_BACK)
+
+
 def _changes_text(changes: dict[str, Any]) -> str:
     done = [f"{k.replace('_', ' ')} {v:,}" for k, v in changes.items() if isinstance(v, int) and v]
-    return ", ".join(done) or "nothing changed"
+    return ", ".join(done) if _changed(changes) else "nothing changed"
 
 
 def render_runs(console: Console, records: list[dict[str, Any]]) -> None:
@@ -114,17 +122,22 @@ def render_history(console: Console, account_id: str, records: list[dict[str, An
 
 def render_day(console: Console, day: DayResult) -> None:
     """What a workspace run changed in the state."""
-    changed = {k: v for k, v in day.changes.items() if v}
-    if not changed:
+    if not _changed(day.changes):
         console.print(f"State: run {day.run_id} recorded; nothing changed (already up to date).")
     else:
         console.print(
-            f"State: run {day.run_id} recorded: "
-            + ", ".join(f"{k} {v:,}" for k, v in changed.items()),
+            f"State: run {day.run_id} recorded: {_changes_text(day.changes)}.",
+            soft_wrap=True,
+            highlight=False,
+        )
+    shown = 5
+    for warning in day.warnings[:shown]:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
+    if len(day.warnings) > shown:
+        console.print(
+            f"[yellow]warning:[/yellow] {len(day.warnings) - shown} more; see `touchmodel books`",
             soft_wrap=True,
         )
-    for warning in day.warnings:
-        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
     if day.delivery is not None:
         render_dispatch(console, day.delivery)
 
