@@ -117,6 +117,8 @@ def test_a_move_into_a_dedicated_tier_creates_a_handover_for_the_new_csm(ws: Wor
     assert "low -> high" in handover[0].explanation
     moves = [(c.from_csm, c.to_csm) for c in rows(ws, AssignmentChange)]
     assert moves == [(None, "Pooled"), ("Pooled", "Cy")]
+    [move] = migrations_of(ws)
+    assert (move["from_tier"], move["to_tier"], move["on"]) == ("low", "high", "2026-11-03")
     # The same day again: nothing new.
     run(ws, D0 + dt.timedelta(days=1), [account("A", 150000, SETTLED)])
     assert len([i for i in rows(ws, WorkItem) if i.kind == "migration"]) == 1
@@ -212,7 +214,52 @@ def test_daily_runs_never_send_more_than_the_weekly_cap(ws: Workspace) -> None:
     assert len(ids) == len(set(ids)) == sum(weeks.values())
 
 
+def test_a_replan_that_adds_a_message_to_a_full_week_skips_it(ws: Workspace) -> None:
+    """Onboarding days 1, 3 and 7 fill the week of 2026-11-02; a renewal date that
+    moves into that week the next day must not make it four."""
+    contacts = [
+        {
+            "contact_id": "c",
+            "account_id": "T",
+            "email": "t@example.com",
+            "title": "",
+            "created_at": "2026-01-01",
+        }
+    ]
+    first = account("T", 5000, D0)
+    moved = account("T", 5000, D0, renewal_date="2026-12-05")  # renewal.30 due 2026-11-05
+    with smtp_server() as mail:
+        w = configure(
+            ws,
+            delivery={"email": {"host": mail.host, "port": mail.port, "sender": "cs@example.com"}},
+        )
+        run(w, D0, [first], contacts)
+        for day in range(1, 7):
+            run(w, D0 + dt.timedelta(days=day), [moved], contacts)
+    assert len(mail.messages) == w_cap(w) == 3
+    renewal = next(t for t in rows(w, Touchpoint) if t.key.startswith("renewal.30"))
+    assert renewal.status == "skipped" and "weekly cap" in renewal.reason
+
+
+def test_a_dedicated_tier_takes_the_crm_owner_when_on_the_team(ws: Workspace) -> None:
+    run(ws, D0, [account("H1", 150000, SETTLED, csm="Cy"), account("M1", 30000, SETTLED, csm="Bo")])
+    books = {a.account_id: (a.csm, a.reason) for a in rows(ws, Assignment)}
+    assert books["H1"][0] == "Cy" and books["M1"][0] == "Bo"
+    assert "CRM" in books["M1"][1]
+
+
 def w_cap(w: Workspace) -> int:
     from touchmodel.model.loader import load_model
 
     return load_model(w.model_spec).cadences.weekly_cap
+
+
+def migrations_of(w: Workspace) -> list[dict[str, Any]]:
+    from touchmodel.ops.snapshots import tier_migrations
+
+    store = Store(w.state_url)
+    try:
+        with store.transaction() as s:
+            return tier_migrations(s)
+    finally:
+        store.close()

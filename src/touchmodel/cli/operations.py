@@ -70,6 +70,7 @@ def register(app: typer.Typer) -> None:
     app.command("reopen")(reopen)
     app.command("runs")(runs)
     app.command("history")(history)
+    app.command("migrations")(migrations)
     app.command("touchpoints")(touchpoints)
     app.command("books")(books)
     app.command("rebalance")(rebalance)
@@ -321,3 +322,24 @@ def rebalance(
             with store.transaction() as s:
                 apply_moves(s, moves, on=parse_as_of(on))
     render_moves(console, moves, applied=apply)
+
+
+@user_errors
+def migrations(
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only moves on or after this date (YYYY-MM-DD).")
+    ] = None,
+    account: Annotated[str | None, typer.Option("--account", help="Only this account.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Tier migrations: accounts whose tier changed between two recorded runs."""
+    from touchmodel.cli.ops_render import render_migrations
+    from touchmodel.ops.snapshots import tier_migrations
+
+    with _store(workspace) as store, store.transaction() as s:
+        moves = tier_migrations(s, since=parse_as_of(since) if since else None, account_id=account)
+    if as_json:
+        typer.echo(json.dumps(moves, indent=2))
+    else:
+        render_migrations(console, moves)

@@ -224,3 +224,20 @@ def render_moves(console: Console, moves: Sequence[Move], *, applied: bool) -> N
     console.print(table)
     if not applied:
         console.print("Run `touchmodel rebalance --apply` to make these moves.")
+
+
+def render_migrations(console: Console, moves: list[dict[str, Any]]) -> None:
+    """Tier migrations between runs."""
+    if not moves:
+        console.print("No tier migrations recorded.")
+        return
+    table = Table(title=f"Tier migrations: {len(moves)}")
+    for col in ("on", "account", "tier", "touch level", "ARR", "previous run"):
+        table.add_column(col, overflow="fold")
+    for m in moves:
+        table.add_row(
+            m["on"], m["account_id"], f"{m['from_tier']} -> {m['to_tier']}",
+            f"{m['from_level']} -> {m['to_level']}",
+            "-" if m["arr"] is None else f"${m['arr']:,.0f}", m["previous_run"] or "-",
+        )  # fmt: skip
+    console.print(table)

@@ -70,6 +70,7 @@ _EXISTING_SCHEMA = pa.schema(
         ("automated", pa.bool_()),
         ("status", pa.string()),
         ("key", pa.string()),
+        ("reason", pa.string()),
     ]
 )
 
@@ -326,14 +327,21 @@ def _one_meeting_a_day(plan: ir.Table) -> ir.Table:
 
 
 def _existing(existing: pa.Table | None) -> ir.Table:
-    """Automated touchpoints already planned or sent, as (account_id, key, week)."""
+    """Touchpoints stored before, as (account_id, key, week, counts toward the cap)."""
     if existing is None:
         existing = _EXISTING_SCHEMA.empty_table()
-    elif "key" not in existing.column_names:  # without keys every row counts
-        existing = existing.append_column("key", pa.nulls(existing.num_rows, pa.string()))
-    t = ibis.memtable(existing.select(_EXISTING_SCHEMA.names))
-    counted = t.filter(t.automated & ~t.status.isin(_NOT_SENT))
-    return counted.select("account_id", "key", _week=_week_start(counted.due.cast("date")))
+    for optional in ("key", "reason"):  # without keys every row counts
+        if optional not in existing.column_names:
+            existing = existing.append_column(optional, pa.nulls(existing.num_rows, pa.string()))
+    t = ibis.memtable(existing.select(_EXISTING_SCHEMA.names).cast(_EXISTING_SCHEMA))
+    return t.select(
+        "account_id",
+        "key",
+        "status",
+        "reason",
+        _week=_week_start(t.due.cast("date")),
+        _counts=t.automated & ~t.status.isin(_NOT_SENT),
+    )
 
 
 def _week_start(due: ir.DateValue) -> ir.DateValue:
@@ -344,12 +352,18 @@ def _week_start(due: ir.DateValue) -> ir.DateValue:
 def _weekly_cap(plan: ir.Table, existing: ir.Table, cap: int) -> ir.Table:
     """Skip automated touchpoints beyond ``cap`` per account and ISO week."""
     plan = plan.mutate(_week=_week_start(plan.due))
-    # A re-planned key is the same touchpoint: count it once, in the new plan.
-    # (Rows without a key never match, so they all count.)
-    before = existing.anti_join(plan.select("account_id", "key"), ["account_id", "key"])
-    already = before.group_by(["account_id", "_week"]).aggregate(_already=before.count())
+    # Stored touchpoints are decided: the ones that go out hold their slot, and a
+    # re-planned key is the stored row, not a new candidate (its status stands).
+    # Only new keys compete for what is left of the week.
+    counted = existing.filter(existing._counts)
+    already = counted.group_by(["account_id", "_week"]).aggregate(_already=counted.count())
+    stored = existing.filter(existing.key.notnull()).select(
+        "account_id", "key", _stored=existing.status, _stored_reason=existing.reason
+    )
+    stored = stored.distinct(on=["account_id", "key"], keep="first")
     plan = plan.left_join(already, ["account_id", "_week"]).drop("account_id_right", "_week_right")
-    competing = plan.automated & (plan.status == "planned")
+    plan = plan.left_join(stored, ["account_id", "key"]).drop("account_id_right", "key_right")
+    competing = plan.automated & (plan.status == "planned") & plan._stored.isnull()
     w = ibis.window(
         group_by=[plan.account_id, plan._week, competing], order_by=[plan.due, plan._rank, plan.key]
     )
@@ -360,7 +374,8 @@ def _weekly_cap(plan: ir.Table, existing: ir.Table, cap: int) -> ir.Table:
         + plan._week.strftime("%Y-%m-%d")
         + " already full"
     )
+    decided = plan._stored.notnull()
     return plan.mutate(
-        status=ibis.ifelse(over, "skipped", plan.status),
-        reason=ibis.ifelse(over, reason, plan.reason),
+        status=ibis.cases((decided, plan._stored), (over, "skipped"), else_=plan.status),
+        reason=ibis.cases((decided, plan._stored_reason), (over, reason), else_=plan.reason),
     )

@@ -92,7 +92,7 @@ def _snapshot_rows(result: RunResult) -> dict[str, dict[str, Any]]:
     """Decision rows joined with the account columns a snapshot keeps, by account."""
     want = [
         c
-        for c in ("name", "arr", "contract_start", "renewal_date")
+        for c in ("name", "arr", "contract_start", "renewal_date", "csm")
         if c in result.accounts.column_names
     ]
     extra = {r["account_id"]: r for r in result.accounts.select(["account_id", *want]).to_pylist()}
@@ -182,7 +182,7 @@ def _existing_touchpoints(store: Store, since: dt.date) -> pa.Table:
         found = s.execute(
             select(
                 Touchpoint.account_id, Touchpoint.key, Touchpoint.due,
-                Touchpoint.automated, Touchpoint.status,
+                Touchpoint.automated, Touchpoint.status, Touchpoint.reason,
             ).where(Touchpoint.due >= since)
         ).all()  # fmt: skip
     return pa.table(
@@ -192,6 +192,7 @@ def _existing_touchpoints(store: Store, since: dt.date) -> pa.Table:
             "due": pa.array([r[2] for r in found], pa.date32()),
             "automated": pa.array([r[3] for r in found], pa.bool_()),
             "status": pa.array([r[4] for r in found], pa.string()),
+            "reason": pa.array([r[5] for r in found], pa.string()),
         }
     )
 

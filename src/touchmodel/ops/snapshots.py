@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Date, func, select
 from sqlalchemy.orm import Session
 
 from touchmodel.state.tables import Snapshot
@@ -83,3 +83,51 @@ def history(session: Session, account_id: str) -> list[Snapshot]:
             select(Snapshot).where(Snapshot.account_id == account_id).order_by(Snapshot.as_of)
         )
     )
+
+
+def tier_migrations(
+    session: Session, *, since: dt.date | None = None, account_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Every change of tier between an account's consecutive snapshots, oldest first.
+
+    One window query (LAG over each account's snapshots), on SQLite and PostgreSQL alike.
+    """
+    prev_tier = func.lag(Snapshot.tier).over(
+        partition_by=Snapshot.account_id, order_by=Snapshot.as_of
+    )
+    prev_level = func.lag(Snapshot.touch_level).over(
+        partition_by=Snapshot.account_id, order_by=Snapshot.as_of
+    )
+    prev_date = func.lag(Snapshot.as_of, type_=Date).over(
+        partition_by=Snapshot.account_id, order_by=Snapshot.as_of
+    )
+    q = select(
+        Snapshot.account_id,
+        Snapshot.as_of,
+        Snapshot.tier,
+        Snapshot.touch_level,
+        Snapshot.arr,
+        prev_tier.label("from_tier"),
+        prev_level.label("from_level"),
+        prev_date.label("from_date"),
+    )
+    if account_id is not None:
+        q = q.where(Snapshot.account_id == account_id)
+    sub = q.subquery()
+    moved = select(sub).where(sub.c.from_tier.is_not(None), sub.c.from_tier != sub.c.tier)
+    if since is not None:
+        moved = moved.where(sub.c.as_of >= since)
+    moved = moved.order_by(sub.c.as_of, sub.c.account_id)
+    return [
+        {
+            "account_id": r.account_id,
+            "on": r.as_of.isoformat(),
+            "from_tier": r.from_tier,
+            "to_tier": r.tier,
+            "from_level": r.from_level,
+            "to_level": r.touch_level,
+            "previous_run": r.from_date.isoformat() if r.from_date else None,
+            "arr": r.arr,
+        }
+        for r in session.execute(moved)
+    ]
