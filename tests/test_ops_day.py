@@ -263,3 +263,101 @@ def migrations_of(w: Workspace) -> list[dict[str, Any]]:
             return tier_migrations(s)
     finally:
         store.close()
+
+
+def test_a_partial_export_stops_the_run_before_anything_changes(ws: Workspace) -> None:
+    from touchmodel.errors import TouchmodelError
+    from touchmodel.state.tables import Run
+
+    base = [account(f"M{i:02}", 30000, SETTLED, renewal_date="2027-01-16") for i in range(30)]
+    run(ws, D0, base)
+    open_before = [i.id for i in rows(ws, WorkItem) if i.status == "open"]
+    assert open_before
+    with pytest.raises(
+        TouchmodelError, match=r"25 of the 30 accounts decided on 2026-11-02 are missing"
+    ):
+        run(ws, D0 + dt.timedelta(days=1), base[:5])
+    assert [i.id for i in rows(ws, WorkItem) if i.status == "open"] == open_before
+    failed = [r for r in rows(ws, Run) if r.status == "failed"]
+    assert len(failed) == 1 and "partial export" in (failed[0].error or "")
+    data = ws.root / "data"
+    write_csv(data / "accounts.csv", base[:5])
+    run_day(ws, as_of=D0 + dt.timedelta(days=1), allow_missing_accounts=True)
+    assert len([i for i in rows(ws, WorkItem) if i.status == "open"]) < len(open_before)
+
+
+def test_leaving_closes_migration_items_and_cancels_touchpoints_without_a_cooldown(
+    ws: Workspace,
+) -> None:
+    renewal = "2027-01-16"  # lifecycle.renewal_window fires (75 days ahead)
+    run(ws, D0, [account("A", 15000, SETTLED, renewal_date=renewal)])
+    run(ws, D0 + dt.timedelta(days=1), [account("A", 150000, SETTLED, renewal_date=renewal)])
+    assert any(i.kind == "migration" and i.status == "open" for i in rows(ws, WorkItem))
+    assert any(t.status == "planned" for t in rows(ws, Touchpoint))
+    churned = account(
+        "A",
+        150000,
+        SETTLED,
+        renewal_date=renewal,
+        churned_on=(D0 + dt.timedelta(days=1)).isoformat(),
+    )
+    run(ws, D0 + dt.timedelta(days=2), [churned])
+    assert all(i.status == "closed" for i in rows(ws, WorkItem))
+    assert not any(t.status == "planned" for t in rows(ws, Touchpoint))
+    # Back as a customer the next day (a data fix): its trigger is news again at once.
+    run(ws, D0 + dt.timedelta(days=3), [account("A", 150000, SETTLED, renewal_date=renewal)])
+    assert any(i.status == "open" and i.kind == "trigger" for i in rows(ws, WorkItem))
+
+
+def test_a_reopened_item_stays_open_until_a_user_closes_it(ws: Workspace) -> None:
+    from touchmodel.ops import workitems as wi
+
+    firing = account("A", 30000, SETTLED, renewal_date="2027-01-16")
+    run(ws, D0, [firing])
+    item = next(i for i in rows(ws, WorkItem) if i.trigger == "lifecycle.renewal_window")
+    store = Store(ws.state_url)
+    with store.transaction() as s:
+        wi.close(s, item.id, reason="talked", actor="ada", today=D0)
+        wi.reopen(s, item.id, reason="not settled yet", actor="ada", today=D0)
+    store.close()
+    run(ws, D0 + dt.timedelta(days=1), [account("A", 30000, SETTLED, renewal_date="2027-06-01")])
+    again = next(i for i in rows(ws, WorkItem) if i.id == item.id)
+    assert again.status == "open"
+
+
+def test_a_snoozed_migration_item_wakes_on_its_date(ws: Workspace) -> None:
+    from touchmodel.ops import workitems as wi
+
+    run(ws, D0, [account("A", 15000, SETTLED)])
+    run(ws, D0 + dt.timedelta(days=1), [account("A", 150000, SETTLED)])
+    item = next(i for i in rows(ws, WorkItem) if i.kind == "migration")
+    store = Store(ws.state_url)
+    with store.transaction() as s:
+        wi.snooze(
+            s, item.id, until=D0 + dt.timedelta(days=3), reason="CSM away", actor="cy", today=D0
+        )
+    store.close()
+    run(ws, D0 + dt.timedelta(days=2), [account("A", 150000, SETTLED)])
+    assert next(i for i in rows(ws, WorkItem) if i.id == item.id).status == "snoozed"
+    run(ws, D0 + dt.timedelta(days=3), [account("A", 150000, SETTLED)])
+    assert next(i for i in rows(ws, WorkItem) if i.id == item.id).status == "open"
+
+
+def test_a_failed_run_is_recorded_with_its_error(ws: Workspace) -> None:
+    from touchmodel.errors import TouchmodelError
+    from touchmodel.state.tables import Run
+
+    bad = [account("A", 30000, SETTLED), {**account("B", 30000, SETTLED), "arr": "-5"}]
+    with pytest.raises(TouchmodelError):
+        run(ws, D0, bad)
+    [failed] = rows(ws, Run)
+    assert failed.status == "failed" and "reject" in (failed.error or "").lower()
+
+
+def test_init_with_a_bad_database_hides_the_password_and_leaves_nothing(tmp_path: Path) -> None:
+    from touchmodel.errors import TouchmodelError
+
+    with pytest.raises(TouchmodelError) as err:
+        init_workspace(tmp_path / "w", state="postgresql://nobody:s3cret@127.0.0.1:9/db")
+    assert "s3cret" not in str(err.value) and "***" in str(err.value)
+    assert not (tmp_path / "w" / "touchmodel.yaml").exists()

@@ -44,7 +44,7 @@ class WorkspaceConfig(BaseModel):
     out: str = Field(default="runs", description="Decision files go to <out>/<as-of date>/.")
     templates: str = Field(default="templates", description="Overrides of the email templates.")
     chunk_size: int = Field(
-        default=2000, ge=1, description="Accounts written per transaction during a run."
+        default=2000, ge=1, le=10000, description="Accounts written per transaction during a run."
     )
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
 
@@ -173,6 +173,12 @@ def init_workspace(
     if state is not None:
         text = text.replace("state: sqlite:///state.db", f"state: {state}")
     config_file.write_text(text)
+    try:
+        ws = load_workspace(root)
+        Store(ws.state_url).close()  # creates and migrates the database
+    except Exception:
+        config_file.unlink()  # a failed init leaves no half-made workspace behind
+        raise
     files: dict[str, str] = {
         "model.yaml": preset_yaml(preset),
         "team.yaml": _template("team.yaml"),
@@ -182,8 +188,6 @@ def init_workspace(
             (root / name).write_text(content)
     for folder in ("data", "templates/email", "runs"):
         (root / folder).mkdir(parents=True, exist_ok=True)
-    ws = load_workspace(root)
-    Store(ws.state_url).close()  # creates and migrates the database
     return ws
 
 

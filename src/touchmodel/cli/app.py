@@ -104,6 +104,13 @@ def run(
     no_state: Annotated[
         bool, typer.Option("--no-state", help="Only write decision files, even in a workspace.")
     ] = False,
+    allow_missing_accounts: Annotated[
+        bool,
+        typer.Option(
+            "--allow-missing-accounts",
+            help="Accept data lacking many accounts of the last run (their work is closed).",
+        ),
+    ] = False,
 ) -> None:
     """Decide for every account in a data folder and write decisions.csv / decisions.parquet.
 
@@ -128,6 +135,7 @@ def run(
             day = run_day(
                 ws, as_of=when, data=data, mapping=mapping, model=model, out=out,
                 max_reject_rate=max_reject_rate, progress=step,
+                allow_missing_accounts=allow_missing_accounts,
             )  # fmt: skip
         assert day.model is not None
         render_summary(console, summarize(day.model, day.result), day.result)

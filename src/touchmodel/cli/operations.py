@@ -77,6 +77,9 @@ def register(app: typer.Typer) -> None:
     from touchmodel.cli.outbox import outbox_app
 
     app.add_typer(outbox_app, name="outbox")
+    db_app = typer.Typer(help="The workspace's state database.", no_args_is_help=True)
+    db_app.command("upgrade")(db_upgrade)
+    app.add_typer(db_app, name="db")
 
 
 @user_errors
@@ -343,3 +346,22 @@ def migrations(
         typer.echo(json.dumps(moves, indent=2))
     else:
         render_migrations(console, moves)
+
+
+@user_errors
+def db_upgrade(workspace: WorkspaceOpt = None) -> None:
+    """Migrate the state database to this touchmodel's schema (runs do it by themselves)."""
+    from touchmodel.state.db import current_revision, head_revision, safe_url
+    from touchmodel.workspace import require_workspace
+
+    ws = require_workspace(workspace)
+    store = Store(ws.state_url)  # migrates on open
+    try:
+        console.print(
+            f"{safe_url(ws.state_url)}: schema {current_revision(store.engine)} "
+            f"(newest {head_revision()})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    finally:
+        store.close()

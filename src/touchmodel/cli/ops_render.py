@@ -54,6 +54,7 @@ def run_record(run: Run) -> dict[str, Any]:
         "changes": run.changes,
         "seconds": run.seconds,
         "warnings": run.warnings,
+        "error": run.error,
         "started_at": run.started_at.isoformat(),
     }
 
@@ -86,6 +87,10 @@ def render_runs(console: Console, records: list[dict[str, Any]]) -> None:
             highlight=False,
         )
         console.print(f"    {_changes_text(r['changes'])}", soft_wrap=True, highlight=False)
+        if r.get("error"):
+            console.print(f"    [red]error:[/red] {escape(r['error'])}", soft_wrap=True)
+        for warning in r.get("warnings") or []:
+            console.print(f"    [yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
 
 
 def snapshot_record(s: Snapshot) -> dict[str, Any]:
@@ -157,6 +162,8 @@ def render_dispatch(console: Console, report: DispatchReport) -> None:
     )
     for channel, why in report.unavailable.items():
         waiting = report.waiting.get(channel, 0)
+        if not waiting:
+            continue  # a channel nobody uses need not be configured
         console.print(
             f"[yellow]warning:[/yellow] {channel}: {escape(why)} ({waiting} waiting)",
             soft_wrap=True,

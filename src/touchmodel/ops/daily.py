@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from touchmodel.decide.decisions import SEP
 from touchmodel.engine import Engine, RunResult
+from touchmodel.errors import TouchmodelError
 from touchmodel.model.schema import TouchModel
 from touchmodel.ops.assignments import release_gone, write_assignments
 from touchmodel.ops.books import BookPlan, MigrationTask, assign_books
@@ -39,16 +40,17 @@ from touchmodel.ops.contacts import primary_emails
 from touchmodel.ops.notify import notify_items
 from touchmodel.ops.outbox import DispatchReport, dispatch
 from touchmodel.ops.snapshots import previous_tiers, write_snapshots
-from touchmodel.ops.touchpoints import TouchpointSync, sync_touchpoints
+from touchmodel.ops.touchpoints import TouchpointSync, cancel_planned, sync_touchpoints
 from touchmodel.ops.workitems import (
     Fired,
     SyncResult,
     add_migration_items,
+    sync_migration_items,
     sync_trigger_items,
 )
 from touchmodel.plan.team import load_book_owners
 from touchmodel.state.db import Store
-from touchmodel.state.tables import Assignment, Run, Touchpoint, WorkItem, utcnow
+from touchmodel.state.tables import Assignment, Run, Snapshot, Touchpoint, WorkItem, utcnow
 from touchmodel.workspace import Workspace
 
 Progress = Callable[[str], None]
@@ -116,32 +118,40 @@ def run_day(
     max_reject_rate: float | None = None,
     progress: Progress | None = None,
     dispatch_messages: bool = True,
+    allow_missing_accounts: bool = False,
 ) -> DayResult:
     """Run the touch model for ``as_of`` in a workspace and record everything in its state.
 
     With ``dispatch_messages`` the outbox is dispatched once at the end (one
     pass: failed messages wait for their backoff and the next run or
-    ``touchmodel outbox dispatch``).
+    ``touchmodel outbox dispatch``). A run whose data lacks many accounts
+    that the previous run decided (a partial export?) stops before changing
+    anything, unless ``allow_missing_accounts``: their work would be closed.
+    Every run is recorded, a failed one with its error.
     """
     step = progress or (lambda _msg: None)
     started = time.perf_counter()
     folder = data or ws.data_path
     if folder is None:
-        from touchmodel.errors import TouchmodelError
-
         raise TouchmodelError("--data: no data folder given and touchmodel.yaml names none")
     engine = Engine.from_spec(model or ws.model_spec)
-    result = engine.run(
-        folder,
-        as_of=as_of,
-        mapping=mapping or ws.mapping_path,
-        out=out or ws.out_dir(as_of.isoformat()),
-        max_reject_rate=max_reject_rate,
-        progress=step,
-    )
     store = Store(ws.state_url)
     try:
-        day = _record(ws, store, engine, result, folder, step, started)
+        run_id = _start_run(store, engine, as_of, folder)
+        try:
+            result = engine.run(
+                folder,
+                as_of=as_of,
+                mapping=mapping or ws.mapping_path,
+                out=out or ws.out_dir(as_of.isoformat()),
+                max_reject_rate=max_reject_rate,
+                progress=step,
+            )
+            _check_missing_accounts(store, result, allow=allow_missing_accounts)
+            day = _record(ws, store, engine, result, run_id, step, started)
+        except Exception as exc:
+            _fail_run(store, run_id, exc, started)
+            raise
         day.model = engine.model
         if dispatch_messages and _configured_channels(ws):
             step("delivering messages")
@@ -197,33 +207,71 @@ def _existing_touchpoints(store: Store, since: dt.date) -> pa.Table:
     )
 
 
+def _start_run(store: Store, engine: Engine, as_of: dt.date, folder: Path) -> int:
+    """Record the run as ``running`` before anything else happens."""
+    with store.transaction() as s:
+        run = Run(
+            as_of=as_of,
+            status="running",
+            model_name=engine.model.name,
+            model_hash=engine.hash,
+            data_path=str(folder),
+            changes={},
+        )
+        s.add(run)
+        s.flush()
+        return run.id
+
+
+def _fail_run(store: Store, run_id: int, exc: Exception, started: float) -> None:
+    """Mark a run ``failed`` with its error (the state it wrote so far is consistent)."""
+    with store.transaction() as s:
+        run = s.get(Run, run_id)
+        if run is not None:
+            run.status = "failed"
+            run.error = f"{type(exc).__name__}: {exc}"[:4000]
+            run.finished_at = utcnow()
+            run.seconds = round(time.perf_counter() - started, 3)
+
+
+# A run may lose this many previously decided accounts without question; more
+# looks like a partial export, and closing their work would be wrong.
+MISSING_ACCOUNTS_LIMIT = (10, 0.05)
+
+
+def _check_missing_accounts(store: Store, result: RunResult, *, allow: bool) -> None:
+    """Stop when the data lacks many accounts the previous run decided (not churned: absent)."""
+    if allow:
+        return
+    with store.transaction() as s:
+        last = s.scalar(select(func.max(Snapshot.as_of)).where(Snapshot.as_of < result.as_of))
+        if last is None:
+            return
+        before = set(s.scalars(select(Snapshot.account_id).where(Snapshot.as_of == last)))
+    present = set(
+        result.tables["accounts"].select("account_id").to_pyarrow()["account_id"].to_pylist()
+    )
+    missing = sorted(before - present)
+    limit = max(MISSING_ACCOUNTS_LIMIT[0], MISSING_ACCOUNTS_LIMIT[1] * len(before))
+    if len(missing) > limit:
+        raise TouchmodelError(
+            f"accounts: {len(missing):,} of the {len(before):,} accounts decided on {last} are "
+            f"missing from the data (e.g. {', '.join(missing[:3])}) -- a partial export? Nothing "
+            "was changed; run again with --allow-missing-accounts to close their work"
+        )
+
+
 def _record(
     ws: Workspace,
     store: Store,
     engine: Engine,
     result: RunResult,
-    folder: Path,
+    run_id: int,
     step: Progress,
     started: float,
 ) -> DayResult:
     as_of = result.as_of
     model = engine.model
-    with store.transaction() as s:
-        run = Run(
-            as_of=as_of,
-            status="running",
-            model_name=model.name,
-            model_hash=engine.hash,
-            data_path=str(folder),
-            accounts=result.decisions.num_rows,
-            input_counts=dict(result.counts),
-            rejects=dict(result.rejects),
-            excluded=dict(result.excluded),
-            changes={},
-        )
-        s.add(run)
-        s.flush()
-        run_id = run.id
     rows = _snapshot_rows(result)
     ids = sorted(rows)
     channels = _configured_channels(ws)
@@ -293,15 +341,15 @@ def _record(
             )
     with store.transaction() as s:
         decided = set(ids)
-        gone = sorted(
-            {a for a in s.scalars(select(WorkItem.account_id).where(WorkItem.status != "closed"))}
-            - decided
-        )
+        gone = sorted(_with_open_state(s) - decided)
+        why = f"no decision on {as_of}: not a customer (churned, not started, or not in the data)"
         totals["book_changes"] += release_gone(s, decided, as_of=as_of, run_id=run_id)
         synced = sync_trigger_items(
             s, model, as_of=as_of, account_ids=gone, fired=[], owners=owners, run_id=run_id,
-            gone_reason=f"no decision on {as_of}: the account is not a customer (churned or not started)",
+            gone_reason=why,
         )  # fmt: skip
+        synced.auto_closed += sync_migration_items(s, as_of=as_of, gone=gone, gone_reason=why)
+        touch_total.cancelled += cancel_planned(s, gone, as_of=as_of, reason=why)
         totals["notifications_queued"] += _notify(s, synced, channels)
         _merge(sync_total, synced)
         totals.update(sync_total.counts())
@@ -315,6 +363,10 @@ def _record(
         run_row = s.get(Run, run_id)
         assert run_row is not None
         run_row.status = "completed"
+        run_row.accounts = result.decisions.num_rows
+        run_row.input_counts = dict(result.counts)
+        run_row.rejects = dict(result.rejects)
+        run_row.excluded = dict(result.excluded)
         run_row.finished_at = utcnow()
         run_row.seconds = round(time.perf_counter() - started, 3)
         run_row.changes = totals
@@ -346,6 +398,15 @@ def _plan_books(
 def _notify(session: Session, synced: SyncResult, channels: list[str]) -> int:
     return notify_items(session, synced.created, event="created", channels=channels) + notify_items(
         session, synced.auto_closed, event="auto_closed", channels=channels
+    )
+
+
+def _with_open_state(session: Session) -> set[str]:
+    """Accounts with open or snoozed items, planned touchpoints, or a book."""
+    return (
+        set(session.scalars(select(WorkItem.account_id).where(WorkItem.status != "closed")))
+        | set(session.scalars(select(Touchpoint.account_id).where(Touchpoint.status == "planned")))
+        | set(session.scalars(select(Assignment.account_id)))
     )
 
 

@@ -63,7 +63,8 @@ def propose(ws: Workspace, session: Session) -> list[Move]:
 
 
 def apply_moves(session: Session, moves: Sequence[Move], *, on: dt.date) -> int:
-    """Make the moves, each with a change row carrying its reason."""
+    """Make the moves, each with a change row carrying its reason; returns how many were made."""
+    made = 0
     for move in moves:
         row = session.get(Assignment, move.account_id)
         if row is None or row.csm != move.from_csm:
@@ -76,4 +77,5 @@ def apply_moves(session: Session, moves: Sequence[Move], *, on: dt.date) -> int:
                 reason=f"rebalance: {move.reason}", run_id=None,
             )
         )  # fmt: skip
-    return len(moves)
+        made += 1
+    return made

@@ -123,6 +123,23 @@ def sync_touchpoints(
     return result
 
 
+def cancel_planned(
+    session: Session, accounts: Sequence[str], *, as_of: dt.date, reason: str
+) -> int:
+    """Cancel the planned touchpoints of accounts that have no decision any more."""
+    if not accounts:
+        return 0
+    cancelled = 0
+    for tp in session.scalars(
+        select(Touchpoint).where(
+            Touchpoint.account_id.in_(list(accounts)), Touchpoint.status == "planned"
+        )
+    ):
+        tp.status, tp.reason = "cancelled", reason
+        cancelled += 1
+    return cancelled
+
+
 def _level(rows: Sequence[Mapping[str, Any]], old: str) -> str:
     levels = {r["level"] for r in rows if r["sequence"].startswith("calendar.")}
     return next(iter(levels)) if len(levels) == 1 else f"not {old}"

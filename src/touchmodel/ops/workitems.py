@@ -34,6 +34,8 @@ from touchmodel.state.tables import WorkItem, WorkItemEvent
 # The route team whose work goes to the account's own CSM when it has one.
 CSM_TEAM = "csm"
 OPEN_STATES = ("open", "snoozed")
+# Who closed an item when its account had no decision any more (no cooldown after it).
+GONE = "auto:gone"
 
 
 class WorkItemError(TouchmodelError):
@@ -131,6 +133,8 @@ def sync_trigger_items(
                 WorkItem.account_id.in_(ids),
                 WorkItem.kind == "trigger",
                 WorkItem.status == "closed",
+                # An account that comes back is news: leaving does not start a cooldown.
+                WorkItem.closed_by != GONE,
             )
             .group_by(WorkItem.account_id, WorkItem.trigger)
         ).all()
@@ -204,19 +208,50 @@ def sync_trigger_items(
     for key, item in existing.items():
         if key in holding:
             continue
-        if (
-            item.status == "snoozed"
-            and item.snoozed_until is not None
-            and item.snoozed_until > as_of
-        ):
-            continue  # a snooze holds the item as it is until its date
+        snoozing = item.status == "snoozed" and (item.snoozed_until or as_of) > as_of
+        if gone_reason is None and (snoozing or item.keep_open):
+            # A snooze holds the item as it is until its date; a user's reopen until a
+            # user closes it. Neither outlives the account.
+            continue
         trig_obj = triggers.get(item.trigger)
         why = gone_reason or (
             f"condition no longer holds on {as_of}: {trig_obj.when if trig_obj else item.trigger}"
         )
-        _close(session, item, as_of, why, "auto")
+        _close(session, item, as_of, why, GONE if gone_reason else "auto")
         result.auto_closed.append(item)
     return result
+
+
+def sync_migration_items(
+    session: Session, *, as_of: dt.date, gone: Iterable[str], gone_reason: str
+) -> list[WorkItem]:
+    """Wake migration items whose snooze ended; close those of accounts that are gone.
+
+    Migration items have no condition to re-check, so a snooze simply ends.
+    Returns the items closed.
+    """
+    for item in session.scalars(
+        select(WorkItem).where(
+            WorkItem.kind == "migration",
+            WorkItem.status == "snoozed",
+            WorkItem.snoozed_until <= as_of,
+        )
+    ):
+        _event(session, item, as_of, "woke", f"snooze ended {item.snoozed_until}", "touchmodel")
+        item.status, item.snoozed_until = "open", None
+    closed = []
+    ids = list(gone)
+    if ids:
+        for item in session.scalars(
+            select(WorkItem).where(
+                WorkItem.kind == "migration",
+                WorkItem.account_id.in_(ids),
+                WorkItem.status.in_(OPEN_STATES),
+            )
+        ):
+            _close(session, item, as_of, gone_reason, GONE)
+            closed.append(item)
+    return closed
 
 
 def _follow_book(session: Session, item: WorkItem, owners: Mapping[str, str], on: dt.date) -> None:
@@ -300,11 +335,14 @@ def add_migration_items(
 def _close(session: Session, item: WorkItem, on: dt.date, reason: str, actor: str) -> None:
     item.status = "closed"
     item.open_key = None
+    item.keep_open = False
     item.closed_on = on
     item.close_reason = reason
     item.closed_by = actor
     item.snoozed_until = None
-    _event(session, item, on, "auto_closed" if actor == "auto" else "closed", reason, actor)
+    _event(
+        session, item, on, "auto_closed" if actor.startswith("auto") else "closed", reason, actor
+    )
 
 
 def _get(session: Session, item_id: int) -> WorkItem:
@@ -344,7 +382,11 @@ def close(session: Session, item_id: int, *, reason: str, actor: str, today: dt.
 
 
 def reopen(session: Session, item_id: int, *, reason: str, actor: str, today: dt.date) -> WorkItem:
-    """Reopen a closed item, unless another open item already has its key."""
+    """Reopen a closed item, unless another open item already has its key.
+
+    A reopened item stays open until a user closes it (or its account leaves):
+    the user has said the work is not done, whatever the rule now says.
+    """
     item = _get(session, item_id)
     if item.status != "closed":
         raise WorkItemError(f"work item {item_id}: is {item.status}, not closed")
@@ -356,6 +398,7 @@ def reopen(session: Session, item_id: int, *, reason: str, actor: str, today: dt
         )
     item.status = "open"
     item.open_key = key
+    item.keep_open = True
     item.closed_on = None
     item.close_reason = None
     item.closed_by = None

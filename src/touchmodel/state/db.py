@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,6 +39,14 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def safe_url(url: str) -> str:
+    """``url`` with its password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: nothing to hide
+        return url
+
+
 def make_engine(url: str) -> Engine:
     """A SQLAlchemy engine for ``url`` with touchmodel's connection settings."""
     if url.startswith("postgresql://"):
@@ -47,7 +55,7 @@ def make_engine(url: str) -> Engine:
     try:
         engine = create_engine(url, future=True)
     except Exception as exc:  # bad URL, missing driver
-        raise StateError(f"state database {url!r}: {exc}") from exc
+        raise StateError(f"state database {safe_url(url)}: {exc}") from exc
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _on_sqlite_connect)
     return engine
@@ -82,7 +90,7 @@ def upgrade(engine: Engine) -> None:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     except (OperationalError, ProgrammingError) as exc:
-        raise StateError(f"state database {engine.url!r}: {exc.orig}") from exc
+        raise StateError(f"state database {safe_url(str(engine.url))}: {exc.orig}") from exc
 
 
 class Store:
@@ -94,12 +102,12 @@ class Store:
         try:
             at = current_revision(self.engine)
         except OperationalError as exc:
-            raise StateError(f"state database {url}: cannot open ({exc.orig})") from exc
+            raise StateError(f"state database {safe_url(url)}: cannot open ({exc.orig})") from exc
         if at != head_revision():
             if not migrate:
                 raise StateError(
-                    f"state database {url} is at schema {at or 'none'}, expected "
-                    f"{head_revision()} -- run `touchmodel init` or `touchmodel db upgrade`"
+                    f"state database {safe_url(url)} is at schema {at or 'none'}, expected "
+                    f"{head_revision()} -- run `touchmodel db upgrade`"
                 )
             upgrade(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)

@@ -162,6 +162,8 @@ class WorkItem(Base):
     closed_on: Mapped[dt.date | None] = mapped_column(Date)
     close_reason: Mapped[str | None] = mapped_column(Text)
     closed_by: Mapped[str | None] = mapped_column(String(200))
+    # Reopened by a user: runs no longer auto-close it.
+    keep_open: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class WorkItemEvent(Base):

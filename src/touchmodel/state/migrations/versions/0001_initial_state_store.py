@@ -144,6 +144,7 @@ def upgrade() -> None:
         sa.Column("closed_on", sa.Date(), nullable=True),
         sa.Column("close_reason", sa.Text(), nullable=True),
         sa.Column("closed_by", sa.String(length=200), nullable=True),
+        sa.Column("keep_open", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["created_run_id"], ["runs.id"], name=op.f("fk_work_items_created_run_id_runs")
         ),
