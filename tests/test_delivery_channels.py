@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import time
 from pathlib import Path
+from typing import get_args
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from tests.delivery_servers import http_receiver, smtp_server
 from touchmodel.errors import ModelFileError
+from touchmodel.model.cadences import Template
 from touchmodel.ops.channels import (
     Envelope,
     SendError,
@@ -40,20 +42,7 @@ FIELDS = {
     "due": "2026-11-04",
     "csm": "Dana",
 }
-SHIPPED = [
-    "onboarding_day1",
-    "onboarding_day3",
-    "onboarding_day7",
-    "onboarding_day14",
-    "activation_day7",
-    "activation_day14",
-    "activation_day30",
-    "renewal_60",
-    "renewal_30",
-    "renewal_14",
-    "reengagement",
-    "touchpoint",
-]
+SHIPPED = list(get_args(Template))  # the names the model file may use, each shipped
 
 
 def envelope(payload: dict[str, object] | None = None, **kw: object) -> Envelope:

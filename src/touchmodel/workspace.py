@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from touchmodel.errors import TouchmodelError
-from touchmodel.model.loader import DEFAULT_PRESET, PRESETS, dotted, preset_yaml
+from touchmodel.model.loader import DEFAULT_PRESET, PRESETS, preset_yaml, validation_problems
 from touchmodel.ops.delivery_config import DeliveryConfig
 
 WORKSPACE_FILE = "touchmodel.yaml"
@@ -109,11 +109,7 @@ def load_workspace(root: Path) -> Workspace:
     try:
         config = WorkspaceConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            f"{dotted(err['loc'])}: {err['msg']} (value {err.get('input')!r})"
-            for err in exc.errors()
-        ]
-        raise WorkspaceError(f"{file}: " + "; ".join(problems)) from exc
+        raise WorkspaceError(f"{file}: " + "; ".join(validation_problems(exc))) from None
     return Workspace(root.resolve(), config)
 
 

@@ -77,6 +77,25 @@ def preset_yaml(name: str) -> str:
     return header + _preset_text(name).rstrip() + "\n\n" + _preset_text("_common")
 
 
+def validation_problems(exc: ValidationError, prefix: str = "") -> list[str]:
+    """Pydantic errors as our one-line problems: dotted path, value, expectation.
+
+    ``prefix`` names the section the validated data came from (e.g. ``delivery``).
+    """
+    problems = []
+    for err in exc.errors():
+        where = ".".join(p for p in (prefix, dotted(tuple(err["loc"]))) if p) or "(top level)"
+        value = err.get("input")
+        shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+        if err["type"] == "missing":
+            problems.append(f"{where}: missing -- this key is required")
+        elif err["type"] == "extra_forbidden":
+            problems.append(f"{where}: unknown key -- remove it or check its spelling")
+        else:
+            problems.append(f"{where}: value {shown} -- {err['msg']}")
+    return problems
+
+
 def model_from_dict(data: Any, source: str) -> TouchModel:
     """Validate a parsed YAML document; raise ModelFileError with every problem found."""
     if not isinstance(data, dict):
@@ -86,19 +105,7 @@ def model_from_dict(data: Any, source: str) -> TouchModel:
     try:
         model = TouchModel.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            value = err.get("input")
-            shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
-            if err["type"] == "missing":
-                problems.append(f"{dotted(err['loc'])}: missing -- this key is required")
-            elif err["type"] == "extra_forbidden":
-                problems.append(
-                    f"{dotted(err['loc'])}: unknown key -- remove it or check its spelling"
-                )
-            else:
-                problems.append(f"{dotted(err['loc'])}: value {shown} -- {err['msg']}")
-        raise ModelFileError(source, problems) from None
+        raise ModelFileError(source, validation_problems(exc)) from None
     problems = check_model(model)
     if problems:
         raise ModelFileError(source, problems)

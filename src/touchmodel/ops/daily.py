@@ -35,6 +35,7 @@ from touchmodel.errors import TouchmodelError
 from touchmodel.model.schema import TouchModel
 from touchmodel.ops.assignments import release_gone, write_assignments
 from touchmodel.ops.books import BookPlan, MigrationTask, assign_books
+from touchmodel.ops.cadences import INPUT_COLUMNS as PLAN_INPUT_COLUMNS
 from touchmodel.ops.cadences import plan_touchpoints
 from touchmodel.ops.contacts import primary_emails
 from touchmodel.ops.notify import notify_items
@@ -167,14 +168,7 @@ def _configured_channels(ws: Workspace) -> list[str]:
 
 
 def _plan_input(rows: dict[str, dict[str, Any]]) -> pa.Table:
-    cols = (
-        "account_id",
-        "tier",
-        "touch_level",
-        "contract_start",
-        "renewal_date",
-        "lifecycle_stage",
-    )
+    cols = PLAN_INPUT_COLUMNS
     return pa.table(
         {c: [r.get(c) for r in rows.values()] for c in cols},
         schema=pa.schema(

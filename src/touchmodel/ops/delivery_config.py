@@ -36,7 +36,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from touchmodel.errors import ModelFileError
-from touchmodel.model.loader import dotted
+from touchmodel.model.loader import validation_problems
 
 CHANNELS: tuple[str, ...] = ("webhook", "slack", "email")
 
@@ -184,15 +184,4 @@ def delivery_config_from_dict(data: Any, source: str = "touchmodel.yaml") -> Del
     try:
         return DeliveryConfig.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = "delivery." + dotted(err["loc"]) if err["loc"] else "delivery"
-            value = err.get("input")
-            shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
-            if err["type"] == "missing":
-                problems.append(f"{where}: missing -- this key is required")
-            elif err["type"] == "extra_forbidden":
-                problems.append(f"{where}: unknown key -- remove it or check its spelling")
-            else:
-                problems.append(f"{where}: value {shown} -- {err['msg']}")
-        raise ModelFileError(source, problems) from None
+        raise ModelFileError(source, validation_problems(exc, "delivery")) from None

@@ -182,13 +182,15 @@ def sync_trigger_items(
         route = model.routes[f.route]
         assert isinstance(route, Route)  # switch routes are resolved by the engine
         owner = owners.get(f.account_id) if route.team == CSM_TEAM else None
-        item = WorkItem(
+        item = _create(
+            session,
+            as_of=as_of,
+            run_id=run_id,
             account_id=f.account_id,
             trigger=f.trigger,
             reason_key=f.route,
             kind="trigger",
             open_key=key,
-            status="open",
             priority=_priority(f.trigger, route),
             team=route.team,
             owner=owner or route.team,
@@ -197,13 +199,7 @@ def sync_trigger_items(
             channel=route.channel,
             due=as_of + dt.timedelta(days=route.sla_days),
             explanation=f"{trig.description or trig.id}. {f.context}",
-            created_on=as_of,
-            created_run_id=run_id,
-            last_seen_on=as_of,
         )
-        session.add(item)
-        session.flush()
-        _event(session, item, as_of, "created", item.explanation, "touchmodel")
         result.created.append(item)
     for key, item in existing.items():
         if key in holding:
@@ -306,13 +302,15 @@ def add_migration_items(
         )
         if already is not None:  # done and closed the same day: a re-run must not recreate it
             continue
-        item = WorkItem(
+        item = _create(
+            session,
+            as_of=as_of,
+            run_id=run_id,
             account_id=t.account_id,
             trigger=f"migration.{t.rule_id}",
             reason_key=reason_key,
             kind="migration",
             open_key=key,
-            status="open",
             priority="high",
             team=t.team,
             owner=t.owner or t.team,
@@ -321,15 +319,20 @@ def add_migration_items(
             channel=None,
             due=as_of + dt.timedelta(days=t.sla_days),
             explanation=f"Tier changed {t.from_tier} -> {t.to_tier} (rule {t.rule_id}).",
-            created_on=as_of,
-            created_run_id=run_id,
-            last_seen_on=as_of,
         )
-        session.add(item)
-        session.flush()
-        _event(session, item, as_of, "created", item.explanation, "touchmodel")
         created.append(item)
     return created
+
+
+def _create(session: Session, *, as_of: dt.date, run_id: int | None, **fields: Any) -> WorkItem:
+    """Add an open item created on ``as_of``, with its first event; flushed, so it has an id."""
+    item = WorkItem(
+        status="open", created_on=as_of, created_run_id=run_id, last_seen_on=as_of, **fields
+    )
+    session.add(item)
+    session.flush()
+    _event(session, item, as_of, "created", item.explanation, "touchmodel")
+    return item
 
 
 def _close(session: Session, item: WorkItem, on: dt.date, reason: str, actor: str) -> None:

@@ -32,7 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from touchmodel.errors import TouchmodelError
-from touchmodel.model.loader import dotted
+from touchmodel.model.loader import validation_problems
 from touchmodel.model.schema import TouchModel
 from touchmodel.plan.defaults import PlanningDefaults
 
@@ -241,18 +241,7 @@ def team_file_from_dict(data: Any, source: str) -> TeamFile:
     try:
         file = TeamFile.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = dotted(tuple(err["loc"]))
-            value = err.get("input")
-            shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
-            if err["type"] == "missing":
-                problems.append(f"{where}: missing -- this key is required")
-            elif err["type"] == "extra_forbidden":
-                problems.append(f"{where}: unknown key -- remove it or check its spelling")
-            else:
-                problems.append(f"{where}: value {shown} -- {err['msg']}")
-        raise TeamFileError(source, problems) from None
+        raise TeamFileError(source, validation_problems(exc)) from None
     problems = _entry_problems(file)
     if problems:
         raise TeamFileError(source, problems)
