@@ -231,17 +231,24 @@ def screen_relations(
                 per_row.append(s)
             else:
                 relations.append(t.filter(s))
-    if per_row:
-        # Not a filter: DuckDB would prune row groups by Parquet statistics,
-        # which leave NaN out, and so miss the NaNs (and NaN > max) it looks for.
-        # A counted condition is evaluated on every row.
-        counted = t.aggregate(__m=t.count(where=any_of(per_row)))
-        relations.append(counted.filter(counted["__m"] > 0))
+    # Per-row screens are counted, not filtered: DuckDB would prune row groups
+    # by Parquet statistics, which leave NaN out, and so miss the NaNs (and
+    # NaN > max) they look for. A counted condition is evaluated on every row.
+    counted = any_of(per_row) if per_row else None
     if account_ids is not None and spec.references_accounts:
-        # Unknown accounts (the full check leaves out rows whose id is
-        # itself missing or blank, so this may match more, never fewer).
-        ids = t.select(__aid=outputs[index["account_id"]].clean_value).distinct()
-        relations.append(ids.filter(~ids["__aid"].isin(account_ids)))
+        # Unknown accounts (the full check leaves out rows whose id is itself
+        # missing or blank, so this may match more, never fewer), grouped by
+        # id; the per-row screens are counted in the same scan.
+        aid = outputs[index["account_id"]].clean_value
+        if counted is None:
+            ids = t.select(__aid=aid).distinct()
+            relations.append(ids.filter(~ids["__aid"].isin(account_ids)))
+        else:
+            by_id = t.group_by(__aid=aid).aggregate(__m=t.count(where=counted))
+            relations.append(by_id.filter(~by_id["__aid"].isin(account_ids) | (by_id["__m"] > 0)))
+    elif counted is not None:
+        rows = t.aggregate(__m=t.count(where=counted))
+        relations.append(rows.filter(rows["__m"] > 0))
     if spec.key:
         # A duplicate needs two rows with the same key (NULLs group together,
         # as they partition together in the full check's window).

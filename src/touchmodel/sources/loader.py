@@ -194,8 +194,10 @@ def screened_counts(plan: TablePlan) -> dict[str, int] | None:
     parts = [total]
     for i, rel in enumerate(plan.screens):
         parts.append(rel.aggregate(__n=rel.count()).mutate(__i=ibis.literal(i, type="int64")))
-    result = ibis.union(*parts).to_pyarrow()
-    counts = dict(zip(result["__i"].to_pylist(), result["__n"].to_pylist(), strict=True))
+    # Plain rows, not Arrow: a few numbers, and the loader runs on DuckDB only.
+    query = ibis.union(*parts)
+    sql = query.get_backend().compile(query.select("__i", "__n"))  # type: ignore[attr-defined]
+    counts = dict(query.get_backend().con.execute(sql).fetchall())  # type: ignore[attr-defined]
     if any(counts[i] for i in range(len(plan.screens))):
         return None
     return {"__rows": counts[-1], "__rejected": 0, **{c.flag: 0 for c in plan.checks}}
