@@ -13,7 +13,9 @@ is one *staged* expression (source columns + converted values + one problem
 flag per check) and from it:
 
 * one aggregate query counting rows read, rejected and nulled (the only
-  extra pass over a big table),
+  extra pass over a big table); a Parquet table whose *screens* (cheap
+  supersets of the checks, mostly answered from row-group statistics) are
+  all empty skips it, since every count would be zero,
 * the clean table, a lazy expression the engine reads; filters and null-outs
   are only added when the count found something to filter or null, so clean
   Parquet is read as cheaply as a plain ``read_parquet``,
