@@ -84,3 +84,34 @@ def test_health_rules_are_inactive_when_no_measure_has_its_input(tmp_path: Path)
         "needs health_score: no health measure has its input"
     )
     assert {f"health.{m}" for m in ("usage_trend", "sentiment", "billing")} <= set(inactive)
+
+
+def _decide_ids(tmp_path: Path, collation: str | None) -> list[str]:
+    from touchmodel.sources.loader import load_folder
+
+    ids = ["b2", "B1", "a3", "A4", "_5"]
+    pq.write_table(
+        pa.table({
+            "account_id": ids,
+            "arr": [1000.0] * len(ids),
+            "contract_start": [dt.date(2024, 1, 1)] * len(ids),
+        }),
+        tmp_path / "accounts.parquet",
+    )  # fmt: skip
+    con = Engine.connect()
+    if collation is not None:
+        con.raw_sql(f"SET default_collation = '{collation}'")
+    loaded = load_folder(con, tmp_path, mapping=None, as_of=dt.date(2026, 11, 1))
+    decided = Engine.from_spec("standard").decide(loaded.tables, dt.date(2026, 11, 1))
+    assert decided.accounts["account_id"].to_pylist() == decided.decisions["account_id"].to_pylist()
+    return decided.decisions["account_id"].to_pylist()
+
+
+def test_decisions_are_in_byte_order_of_account_id(tmp_path: Path) -> None:
+    assert _decide_ids(tmp_path, None) == ["A4", "B1", "_5", "a3", "b2"]
+
+
+def test_a_backend_collation_does_not_change_the_order(tmp_path: Path) -> None:
+    # The backend sorts; with a case-insensitive collation its order differs
+    # from the byte order of the contract, and the engine re-sorts.
+    assert _decide_ids(tmp_path, "nocase") == ["A4", "B1", "_5", "a3", "b2"]

@@ -92,8 +92,13 @@ def _ages(ts: ir.TimestampValue, as_of: dt.date, lo: int, hi: int | None = None)
 def _usage_signals(events: ir.Table, model: TouchModel, as_of: dt.date) -> ir.Table:
     groups = model.events.groups()
     e = events.filter(_ages(events.timestamp, as_of, 0))
-    is_usage = event_group_predicate(e.event, groups["usage"])
-    last30 = _ages(e.timestamp, as_of, 0, 30)
+    # The conditions most aggregates share, as columns: evaluated once per row.
+    e = e.mutate(
+        _usage=event_group_predicate(e.event, groups["usage"]),
+        _last30=_ages(e.timestamp, as_of, 0, 30),
+    )
+    is_usage = e._usage
+    last30 = e._last30
     prev30 = _ages(e.timestamp, as_of, 30, 60)
     qty = e.quantity.cast("float64")
 
@@ -284,10 +289,15 @@ def build_signals(
         parts.append(_payment_signals(tables["payments"], asof))
     if "contacts" in tables:
         parts.append(_contact_signals(tables["contacts"], model))
-    for part in parts:
-        joined = joined.left_join(part, "account_id").drop("account_id_right")
+    # One chain of joins and one select for everything below: each further
+    # select (a mutate, a drop) is a nested query the SQL compiler tries to
+    # merge with the whole query under it, which is most of its compile time.
+    right_keys = set()
+    for i, part in enumerate(parts):
+        joined = joined.left_join(part, "account_id", rname=f"{{name}}__{i}")
+        right_keys.add(f"account_id__{i}")
 
-    cols = set(joined.columns)
+    cols = set(joined.columns) - right_keys
     event_sigs = [s.name for s in model.signals if isinstance(s, EventSignal)]
     counts = [i.name for i in BUILTIN if i.count] + event_sigs
     fills: dict[str, ir.Value] = {
@@ -308,20 +318,23 @@ def build_signals(
             0
         ) - joined._seats_removed.fill_null(0)
         fills["integration_first_use_30d"] = (joined._first_integration_age < 30).fill_null(False)
-    joined = joined.mutate(**fills)
+    # Columns in the order a mutate would give: filled ones in place, new ones after.
+    out: dict[str, ir.Value] = {
+        c: fills.get(c, joined[c]) for c in joined.columns if c not in right_keys
+    }
+    out.update({name: value for name, value in fills.items() if name not in out})
     # Missing tables still give the column (a typed NULL) so every rule
     # compiles; rules that need them are reported inactive, not evaluated.
-    unimplemented = [
-        i.name for i in BUILTIN if i.name not in joined.columns and i.name not in unavailable
-    ]
+    unimplemented = [i.name for i in BUILTIN if i.name not in out and i.name not in unavailable]
     if unimplemented:  # the catalogue and this module drifted apart: a bug, not user input
         raise RuntimeError(f"signals in the catalogue but not computed: {unimplemented}")
-    nulls = {i.name: ibis.null().cast(i.type) for i in BUILTIN if i.name not in joined.columns}
+    nulls = {i.name: ibis.null().cast(i.type) for i in BUILTIN if i.name not in out}
     for name in event_sigs:
-        if name not in joined.columns:
+        if name not in out:
             nulls[name] = _NUMERIC_NULL
             unavailable[name] = "table 'usage_events' is missing"
-    joined = joined.mutate(**nulls).drop(*[c for c in joined.columns if c.startswith("_")])
+    out.update(nulls)
+    joined = joined.select(**{k: v for k, v in out.items() if not k.startswith("_")})
 
     # User expression signals, in file order, each may use the ones before it.
     for sig in model.signals:

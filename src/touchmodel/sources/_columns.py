@@ -44,6 +44,11 @@ class OutputColumn:
     kept_value: ir.Value | None = None
     # False when neither the source nor the mapping has this column at all.
     provided: bool = True
+    # Simple filters on the source columns (a comparison or null test each, so
+    # DuckDB can answer them from Parquet row-group statistics): a row where
+    # ``bad`` is true matches at least one of them. None: no such filters are
+    # known, and only the full counting pass can tell whether ``bad`` is ever true.
+    screens: list[ir.BooleanValue] | None = None
 
     @property
     def clean_value(self) -> ir.Value:
@@ -183,6 +188,8 @@ class ColumnPlanner:
         source_reason: ir.StringValue | None = None
         field: ir.StringValue
         shown: ir.StringValue
+        direct = False
+        raw = None
         if cmap is not None and cmap.expr is not None:
             value, source_bad, source_reason, bad_field, bad_shown = self._expression(
                 name, cmap.expr
@@ -204,6 +211,8 @@ class ColumnPlanner:
             source = (cmap.source if cmap else None) or name
             self.consumed.add(source)
             raw = self.t[source]
+            # The column as stored, with no mapping: its checks have cheap screens.
+            direct = cmap is None and source not in self.tmap.types
             field = ibis.literal(source)
             shown = as_text(raw)
             if cmap is not None and cmap.values:
@@ -222,6 +231,7 @@ class ColumnPlanner:
             return OutputColumn(name, None, value, False, bad, source_reason, field, shown)
 
         conv = convert_value(value, target, formats)
+        screens = _value_screens(raw, target, conv) if direct and raw is not None else None
         v = conv.value
         # Rows with a blank required text value are rejected, so for the rows
         # that stay the source column is already right: reading it unchanged
@@ -249,6 +259,12 @@ class ColumnPlanner:
             choice_bad = norm.notnull() & ~norm.isin(list(col.choices))
             v = norm
             bad = or_flags(bad, choice_bad)
+            if screens is not None and raw is not None and raw.type().is_string():
+                # A stored value that is already a choice is one after normalizing.
+                plain_choices = [c for c in col.choices if c == c.strip().lower()]
+                screens.append(~raw.isin(plain_choices))
+            else:
+                screens = None
             reasons.append((choice_bad, ibis.literal(f"not one of: {', '.join(col.choices)}")))
         if col is not None and (col.min is not None or col.max is not None):
             low = v < col.min if col.min is not None else None
@@ -258,9 +274,17 @@ class ColumnPlanner:
             if high is not None:
                 reasons.append((high, f"{name} is above the maximum {col.max:g}"))
             bad = or_flags(bad, or_flags(low, high))
+            if screens is not None:
+                screens += [c for c in (low, high) if c is not None]
         if required:
             missing = v.isnull()
             bad = or_flags(bad, missing)
+            if screens is not None and raw is not None:
+                # Screened conversions keep every stored value, so only a null
+                # or '' (which sorts before '!') can be missing.
+                screens.append(raw.isnull())
+                if raw.type().is_string():
+                    screens.append(raw < "!")  # type: ignore[operator]
             reasons.append((missing, ibis.literal(f"{name} is missing")))
         reason = None
         if reasons:
@@ -268,8 +292,9 @@ class ColumnPlanner:
                 *[(c.fill_null(False), r) for c, r in reasons], else_=ibis.null().cast("string")
             )
         return OutputColumn(
-            name, target, v, required, bad, reason, field, shown, default, kept_value
-        )
+            name, target, v, required, bad, reason, field, shown, default, kept_value,
+            screens=screens,
+        )  # fmt: skip
 
     def _expression(self, name: str, text: str) -> tuple[ir.Value, Any, Any, Any, Any]:
         """Compile a derived field; also which source values it read could not be read."""
@@ -335,3 +360,21 @@ class ColumnPlanner:
             *[(u[0], u[2].concat(": ", u[1])) for u in used_bad], else_=ibis.null().cast("string")
         )
         return value, bad, reason, pick(2), pick(3)
+
+
+def _value_screens(raw: ir.Value, target: str, conv: Converted) -> list[ir.BooleanValue] | None:
+    """Screens for ``conv.bad`` of a stored column read as ``target`` (see OutputColumn.screens).
+
+    Only the conversions whose problems a simple filter can cover; None for
+    the others (text read as a number or a date, an integer read as a bool, ...).
+    """
+    if conv.bad is None:
+        return []
+    dtype = raw.type()
+    if dtype.is_string() and target == "string":
+        # Blank (only whitespace) starts with a byte <= 32, so it sorts before
+        # '!' (DuckDB compares text byte by byte); '' itself is not a problem here.
+        return [(raw < "!") & (raw != "")]  # type: ignore[operator]
+    if dtype.is_floating() and target == "number":
+        return [raw.isnan() | raw.isinf()]  # type: ignore[attr-defined]
+    return None

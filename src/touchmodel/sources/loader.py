@@ -13,7 +13,9 @@ is one *staged* expression (source columns + converted values + one problem
 flag per check) and from it:
 
 * one aggregate query counting rows read, rejected and nulled (the only
-  extra pass over a big table),
+  extra pass over a big table); a Parquet table whose *screens* (cheap
+  supersets of the checks, mostly answered from row-group statistics) are
+  all empty skips it, since every count would be zero,
 * the clean table, a lazy expression the engine reads; filters and null-outs
   are only added when the count found something to filter or null, so clean
   Parquet is read as cheaply as a plain ``read_parquet``,
@@ -118,15 +120,10 @@ def load_folder(
         src = read_source(con, name, found, folder, tmap, token)
         plan = plan_table(src, spec, tmap, mapping, as_of, account_ids, rejected_account_ids)
 
-        # The one extra pass: how many rows, rejects and nulls per check.
-        staged = plan.staged
-        aggs: dict[str, ir.Value] = {
-            "__rows": staged.count(),
-            "__rejected": staged.count(where=staged["__reject"]),
-        }
-        for c in plan.checks:
-            aggs[c.flag] = staged.count(where=staged[c.flag])
-        row = staged.aggregate(**aggs).to_pyarrow().to_pylist()[0]
+        # Parquet that the screens show to be clean needs no counting pass.
+        row = screened_counts(plan) if found.kind == "parquet" else None
+        if row is None:
+            row = count_checks(plan)
         parse_bad = src.parse_problems.num_rows if src.parse_problems is not None else 0
         rows_read = int(row["__rows"]) + parse_bad
         rejected = int(row["__rejected"]) + parse_bad
@@ -167,6 +164,45 @@ def load_folder(
         files=files,
         absent_columns=absent,
     )
+
+
+def count_checks(plan: TablePlan) -> dict[str, int]:
+    """The counting pass: rows, rejected rows and rows per check (``__rows``, ``__rejected``, flags)."""
+    staged = plan.staged
+    aggs: dict[str, ir.Value] = {
+        "__rows": staged.count(),
+        "__rejected": staged.count(where=staged["__reject"]),
+    }
+    for c in plan.checks:
+        aggs[c.flag] = staged.count(where=staged[c.flag])
+    row: dict[str, int] = staged.aggregate(**aggs).to_pyarrow().to_pylist()[0]
+    return row
+
+
+def screened_counts(plan: TablePlan) -> dict[str, int] | None:
+    """What :func:`count_checks` returns, when the table's screens prove no check fires.
+
+    One query counts the rows and the rows of every screen relation. The
+    screens are supersets of the checks, so when all are empty every check
+    count is zero; for a Parquet file DuckDB answers most of them from the
+    row-group statistics without reading the data. None when a screen is not
+    empty (something may be rejected or nulled) or the table has no screens:
+    then the full pass counts, so the report is exactly what it would be.
+    """
+    if plan.screens is None:
+        return None
+    source = plan.source
+    total = source.aggregate(__n=source.count()).mutate(__i=ibis.literal(-1, type="int64"))
+    parts = [total]
+    for i, rel in enumerate(plan.screens):
+        parts.append(rel.aggregate(__n=rel.count()).mutate(__i=ibis.literal(i, type="int64")))
+    # Plain rows, not Arrow: a few numbers, and the loader runs on DuckDB only.
+    query = ibis.union(*parts)
+    sql = query.get_backend().compile(query.select("__i", "__n"))  # type: ignore[attr-defined]
+    counts = dict(query.get_backend().con.execute(sql).fetchall())  # type: ignore[attr-defined]
+    if any(counts[i] for i in range(len(plan.screens))):
+        return None
+    return {"__rows": counts[-1], "__rejected": 0, **{c.flag: 0 for c in plan.checks}}
 
 
 def _rejected_ids(con: ibis.BaseBackend, plan: TablePlan, token: str) -> ir.Column:
