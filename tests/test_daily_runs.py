@@ -189,3 +189,33 @@ def _delivery(hook: Receiver, mail: Mailbox) -> dict[str, Any]:
         "webhook": {"url": hook.url},
         "email": {"host": mail.host, "port": mail.port, "sender": "success@example.com"},
     }
+
+
+def test_one_item_with_its_history_and_dates_checked(tmp_path: Path, demo_data: Path) -> None:
+    ws = tmp_path / "ws"
+    cli("init", str(ws), cwd=tmp_path)
+    one_csm = {"csms": [{"members": ["Solo"], "tiers": ["low", "medium", "high"]}]}
+    (ws / "team.yaml").write_text(yaml.safe_dump(one_csm))  # far too small: books over cap
+    cli("run", "--data", str(demo_data), "--as-of", AS_OF.isoformat(), cwd=ws)
+    first = json.loads(cli("tasks", "--json", "--limit", "1", cwd=ws).stdout)[0]
+    early = cli(
+        "close", str(first["id"]), "--reason", "x", "--on", "2026-10-01", cwd=ws, check=False
+    )
+    assert early.returncode == 2 and "created 2026-11-01" in early.stderr
+    bad = cli("close", str(first["id"]), "--reason", "x", "--on", "2026-99-01", cwd=ws, check=False)
+    assert bad.stderr.startswith("error: --on: value '2026-99-01'")
+    cli(
+        "close", str(first["id"]), "--reason", "called", "--on", "2026-11-02", "--by", "ada", cwd=ws
+    )
+    detail = json.loads(cli("task", str(first["id"]), "--json", cwd=ws).stdout)
+    assert [e["action"] for e in detail["history"]] == ["created", "closed"]
+    assert detail["history"][1] == {
+        "on": "2026-11-02",
+        "action": "closed",
+        "reason": "called",
+        "by": "ada",
+    }
+    text = cli("tasks", cwd=ws).stdout
+    assert "(the first 50; --limit N for more)" in text
+    rebalance = cli("rebalance", cwd=ws).stdout
+    assert "no CSM covering those tiers has room" in " ".join(rebalance.split())

@@ -334,8 +334,9 @@ def test_a_snoozed_migration_item_wakes_on_its_date(ws: Workspace) -> None:
     store = Store(ws.state_url)
     with store.transaction() as s:
         wi.snooze(
-            s, item.id, until=D0 + dt.timedelta(days=3), reason="CSM away", actor="cy", today=D0
-        )
+            s, item.id, until=D0 + dt.timedelta(days=3), reason="CSM away", actor="cy",
+            today=D0 + dt.timedelta(days=1),
+        )  # fmt: skip
     store.close()
     run(ws, D0 + dt.timedelta(days=2), [account("A", 150000, SETTLED)])
     assert next(i for i in rows(ws, WorkItem) if i.id == item.id).status == "snoozed"
@@ -361,3 +362,35 @@ def test_init_with_a_bad_database_hides_the_password_and_leaves_nothing(tmp_path
         init_workspace(tmp_path / "w", state="postgresql://nobody:s3cret@127.0.0.1:9/db")
     assert "s3cret" not in str(err.value) and "***" in str(err.value)
     assert not (tmp_path / "w" / "touchmodel.yaml").exists()
+
+
+def test_a_failed_run_leaves_the_days_files_as_they_were(ws: Workspace) -> None:
+    from touchmodel.errors import TouchmodelError
+
+    good = [account(f"M{i:02}", 30000, SETTLED) for i in range(30)]
+    run(ws, D0, good)
+    day_dir = ws.out_dir(D0.isoformat())
+    before = (day_dir / "decisions.csv").read_bytes()
+    (ws.root / "team.yaml").write_text(
+        yaml.safe_dump({"csms": [{"members": ["X", "X"], "tiers": ["low"]}]})
+    )
+    with pytest.raises(TouchmodelError):
+        run(ws, D0, good[:29])
+    assert (day_dir / "decisions.csv").read_bytes() == before
+    assert (day_dir.parent / f"{D0.isoformat()}.incomplete" / "decisions.csv").is_file()
+
+
+def test_a_partial_export_is_named_before_the_reject_rate(ws: Workspace) -> None:
+    """Events of the dropped accounts would be rejected as unknown; the real cause is named."""
+    from touchmodel.errors import TouchmodelError
+
+    base = [account(f"M{i:02}", 30000, SETTLED) for i in range(30)]
+    run(ws, D0, base)
+    events = [
+        {"account_id": a["account_id"], "timestamp": "2026-11-02T10:00:00", "event": "login"}
+        for a in base
+    ]
+    write_csv(ws.root / "data" / "usage_events.csv", events)
+    write_csv(ws.root / "data" / "accounts.csv", base[:10])
+    with pytest.raises(TouchmodelError, match="partial export"):
+        run_day(ws, as_of=D0 + dt.timedelta(days=1))

@@ -128,11 +128,14 @@ class Engine:
         out: Path | None = None,
         max_reject_rate: float | None = None,
         progress: Progress | None = None,
+        on_loaded: Callable[[Mapping[str, ir.Table]], None] | None = None,
     ) -> RunResult:
         """Load a data folder, decide, and (with ``out``) write the decision files.
 
         The rejected-rows report is written before the reject-rate check, so a
         run that fails on too many rejects still leaves the evidence behind.
+        ``on_loaded`` sees the loaded tables before that check (a caller's own
+        sanity check, e.g. a partial export, explains more than a reject rate).
         """
         from touchmodel.sources.loader import load_folder
         from touchmodel.sources.mapping import load_mapping
@@ -152,6 +155,8 @@ class Engine:
         limit = max_reject_rate
         if limit is None:
             limit = getattr(mapping_obj, "max_reject_rate", None)
+        if on_loaded is not None:
+            on_loaded(loaded.tables)
         loaded.rejects.check_rate(0.05 if limit is None else limit)
         step("computing signals and decisions")
         decided = self.decide(loaded.tables, as_of, loaded.absent_columns.get("accounts", []))

@@ -161,6 +161,7 @@ def init_workspace(
         raise WorkspaceError(
             f"--preset: unknown preset {preset!r}, expected one of {', '.join(PRESETS)}"
         )
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     config_file = root / WORKSPACE_FILE
     if config_file.exists() and not force:
@@ -174,6 +175,8 @@ def init_workspace(
         Store(ws.state_url).close()  # creates and migrates the database
     except Exception:
         config_file.unlink()  # a failed init leaves no half-made workspace behind
+        if created and not any(root.iterdir()):
+            root.rmdir()
         raise
     files: dict[str, str] = {
         "model.yaml": preset_yaml(preset),

@@ -33,13 +33,13 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def parse_as_of(value: str | None) -> dt.date:
-    """An ISO date, or today when None."""
+def parse_as_of(value: str | None, flag: str = "--as-of") -> dt.date:
+    """An ISO date, or today when None; ``flag`` names the option in the error."""
     if value is None:
         return dt.date.today()
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise TouchmodelError(
-            f"--as-of: value {value!r} -- expected a date like 2026-11-01"
+            f"{flag}: value {value!r} -- expected a date like 2026-11-01"
         ) from None

@@ -65,6 +65,7 @@ def register(app: typer.Typer) -> None:
     """Add the operations commands to the main app."""
     app.command("init")(init)
     app.command("tasks")(tasks)
+    app.command("task")(task)
     app.command("snooze")(snooze)
     app.command("close")(close)
     app.command("reopen")(reopen)
@@ -115,7 +116,12 @@ def tasks(
     status: Annotated[str, typer.Option("--status", help="open, snoozed, closed or all.")] = "open",
     account: Annotated[str | None, typer.Option("--account", help="Only this account.")] = None,
     trigger: Annotated[str | None, typer.Option("--trigger", help="Only this trigger id.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="At most this many.")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit", min=1, help="At most this many (default: 50 shown, all in --json)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (a list of items).")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -129,14 +135,31 @@ def tasks(
             f"--status: value {status!r} -- expected open, snoozed, closed or all"
         )
     with _store(workspace) as store, store.transaction() as s:
-        items = list_items(
-            s, status=status, owner=owner, account_id=account, trigger=trigger, limit=limit
-        )
+        items = list_items(s, status=status, owner=owner, account_id=account, trigger=trigger)
         records = [item_record(i) for i in items]
     if as_json:
-        typer.echo(json.dumps(records, indent=2))
+        typer.echo(json.dumps(records[:limit] if limit else records, indent=2))
     else:
-        render_tasks(console, records, status)
+        render_tasks(console, records[: limit or 50], status, total=len(records))
+
+
+@user_errors
+def task(
+    item_id: Annotated[int, typer.Argument(help="Work item id (see `touchmodel tasks`).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """One work item and its history: created, snoozed, woken, closed, reopened, reassigned."""
+    from touchmodel.cli.ops_render import render_task
+    from touchmodel.ops.workitems import get_item, item_history, item_record
+
+    with _store(workspace) as store, store.transaction() as s:
+        record = item_record(get_item(s, item_id))
+        record["history"] = item_history(s, item_id)
+    if as_json:
+        typer.echo(json.dumps(record, indent=2))
+    else:
+        render_task(console, record)
 
 
 def _act(workspace: Path | None, action: str, item_id: int, **kwargs: object) -> None:
@@ -177,7 +200,7 @@ def snooze(
         until=until_date,
         reason=reason,
         actor=_actor(by),
-        today=parse_as_of(on),
+        today=parse_as_of(on, "--on"),
     )
 
 
@@ -190,7 +213,9 @@ def close(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Close a work item with a reason (its trigger's cooldown starts)."""
-    _act(workspace, "close", item_id, reason=reason, actor=_actor(by), today=parse_as_of(on))
+    _act(
+        workspace, "close", item_id, reason=reason, actor=_actor(by), today=parse_as_of(on, "--on")
+    )
 
 
 @user_errors
@@ -204,7 +229,9 @@ def reopen(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Reopen a closed work item."""
-    _act(workspace, "reopen", item_id, reason=reason, actor=_actor(by), today=parse_as_of(on))
+    _act(
+        workspace, "reopen", item_id, reason=reason, actor=_actor(by), today=parse_as_of(on, "--on")
+    )
 
 
 @user_errors
@@ -280,7 +307,7 @@ def touchpoints(
     if account:
         q = q.where(Touchpoint.account_id == account)
     if due_by:
-        q = q.where(Touchpoint.due <= parse_as_of(due_by))
+        q = q.where(Touchpoint.due <= parse_as_of(due_by, "--due-by"))
     if limit:
         q = q.limit(limit)
     with _store(workspace) as store, store.transaction() as s:
@@ -316,15 +343,16 @@ def rebalance(
 ) -> None:
     """Propose moves from over-cap books to CSMs of the same tier with room; --apply makes them."""
     from touchmodel.cli.ops_render import render_moves
-    from touchmodel.ops.rebalance import apply_moves, propose
+    from touchmodel.ops.rebalance import apply_moves, book_loads, propose
 
     with open_store(workspace) as (ws, store):
         with store.transaction() as s:
             moves = propose(ws, s)
+            over = [r for r in book_loads(ws, s) if r["over_cap"]]
         if apply and moves:
             with store.transaction() as s:
-                apply_moves(s, moves, on=parse_as_of(on))
-    render_moves(console, moves, applied=apply)
+                apply_moves(s, moves, on=parse_as_of(on, "--on"))
+    render_moves(console, moves, applied=apply, over_cap=over)
 
 
 @user_errors
@@ -341,7 +369,9 @@ def migrations(
     from touchmodel.ops.snapshots import tier_migrations
 
     with _store(workspace) as store, store.transaction() as s:
-        moves = tier_migrations(s, since=parse_as_of(since) if since else None, account_id=account)
+        moves = tier_migrations(
+            s, since=parse_as_of(since, "--since") if since else None, account_id=account
+        )
     if as_json:
         typer.echo(json.dumps(moves, indent=2))
     else:

@@ -15,7 +15,9 @@ from touchmodel.ops.outbox import DispatchReport
 from touchmodel.state.tables import Run, Snapshot, Touchpoint
 
 
-def render_tasks(console: Console, records: list[dict[str, Any]], status: str) -> None:
+def render_tasks(
+    console: Console, records: list[dict[str, Any]], status: str, total: int | None = None
+) -> None:
     """The work queue, one block per item: what, for whom, by when, and why.
 
     Blocks rather than a table: the why is a sentence, and a table folds it
@@ -24,7 +26,9 @@ def render_tasks(console: Console, records: list[dict[str, Any]], status: str) -
     if not records:
         console.print(f"No work items ({status}).")
         return
-    console.print(f"[bold]Work items ({status}): {len(records)}[/bold]")
+    total = len(records) if total is None else total
+    shown = f" (the first {len(records)}; --limit N for more)" if total > len(records) else ""
+    console.print(f"[bold]Work items ({status}): {total:,}{shown}[/bold]")
     colour = {"urgent": "red", "high": "yellow", "normal": "default"}
     for r in records:
         head = (
@@ -67,8 +71,18 @@ def _changed(changes: dict[str, Any]) -> bool:
     return any(v for k, v in changes.items() if k not in HELD_BACK)
 
 
+LABELS = {
+    "work_items_in_cooldown": "triggers held back by a cooldown",
+    "work_items_snoozed": "triggers held back by a snooze",
+}
+
+
 def _changes_text(changes: dict[str, Any]) -> str:
-    done = [f"{k.replace('_', ' ')} {v:,}" for k, v in changes.items() if isinstance(v, int) and v]
+    done = [
+        f"{LABELS.get(k, k.replace('_', ' '))} {v:,}"
+        for k, v in changes.items()
+        if isinstance(v, int) and v
+    ]
     return ", ".join(done) if _changed(changes) else "nothing changed"
 
 
@@ -160,6 +174,12 @@ def render_dispatch(console: Console, report: DispatchReport) -> None:
         soft_wrap=True,
         highlight=False,
     )
+    if report.dead:
+        console.print(
+            "Dead-lettered messages: `touchmodel outbox list --status dead` shows why; fix the "
+            "cause, then `touchmodel outbox retry`.",
+            soft_wrap=True,
+        )
     for channel, why in report.unavailable.items():
         waiting = report.waiting.get(channel, 0)
         if not waiting:
@@ -218,10 +238,36 @@ def render_books(console: Console, rows: list[dict[str, Any]]) -> None:
             )
 
 
-def render_moves(console: Console, moves: Sequence[Move], *, applied: bool) -> None:
-    """Proposed (or applied) rebalance moves."""
+def render_task(console: Console, r: dict[str, Any]) -> None:
+    """One work item, then its history."""
+    render_tasks(console, [r], r["status"])
+    for e in r["history"]:
+        console.print(
+            f"    {e['on']}  {e['action']:<11} {escape(e['by'])}: {escape(e['reason'])}",
+            soft_wrap=True,
+            highlight=False,
+        )
+
+
+def render_moves(
+    console: Console,
+    moves: Sequence[Move],
+    *,
+    applied: bool,
+    over_cap: Sequence[dict[str, Any]] = (),
+) -> None:
+    """Proposed (or applied) rebalance moves; without any, why not."""
     if not moves:
-        console.print("No moves: every book is within its cap, or no book has room.")
+        if not over_cap:
+            console.print("No moves: every book is within its cap.")
+            return
+        tiers = sorted({r["tier"] for r in over_cap})
+        console.print(
+            f"No moves: {len(over_cap)} book(s) over cap in tier(s) {', '.join(tiers)}, and no "
+            "CSM covering those tiers has room. Hire (see `touchmodel plan`), add CSMs to the "
+            "tier in team.yaml, or raise the tier's accounts_per_csm.",
+            soft_wrap=True,
+        )
         return
     table = Table(title=f"{'Applied' if applied else 'Proposed'} moves: {len(moves)}")
     for col in ("account", "tier", "from", "to", "why"):

@@ -19,18 +19,21 @@ Order of a run, and why it is safe to kill at any point:
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ibis.expr.types as ir
 import pyarrow as pa
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from touchmodel.decide.decisions import SEP
-from touchmodel.engine import Engine, RunResult
+from touchmodel.engine import Engine, RunResult, run_record
 from touchmodel.errors import TouchmodelError
 from touchmodel.model.schema import TouchModel
 from touchmodel.ops.assignments import release_gone, write_assignments
@@ -137,6 +140,11 @@ def run_day(
         raise TouchmodelError("--data: no data folder given and touchmodel.yaml names none")
     engine = Engine.from_spec(model or ws.model_spec)
     store = Store(ws.state_url)
+    final = out or ws.out_dir(as_of.isoformat())
+    # Files go to a staging folder and replace the day's folder only when the run
+    # succeeds: a failed run never leaves decision files that look like a result.
+    staging = final.with_name(final.name + ".incomplete")
+    shutil.rmtree(staging, ignore_errors=True)
     try:
         run_id = _start_run(store, engine, as_of, folder)
         try:
@@ -144,15 +152,18 @@ def run_day(
                 folder,
                 as_of=as_of,
                 mapping=mapping or ws.mapping_path,
-                out=out or ws.out_dir(as_of.isoformat()),
+                out=staging,
                 max_reject_rate=max_reject_rate,
                 progress=step,
+                on_loaded=lambda tables: _check_missing_accounts(
+                    store, tables, as_of, allow=allow_missing_accounts
+                ),
             )
-            _check_missing_accounts(store, result, allow=allow_missing_accounts)
             day = _record(ws, store, engine, result, run_id, step, started)
         except Exception as exc:
             _fail_run(store, run_id, exc, started)
             raise
+        _publish(staging, final, result)
         day.model = engine.model
         if dispatch_messages and _configured_channels(ws):
             step("delivering messages")
@@ -233,18 +244,27 @@ def _fail_run(store: Store, run_id: int, exc: Exception, started: float) -> None
 MISSING_ACCOUNTS_LIMIT = (10, 0.05)
 
 
-def _check_missing_accounts(store: Store, result: RunResult, *, allow: bool) -> None:
+def _publish(staging: Path, final: Path, result: RunResult) -> None:
+    """Put a successful run's files where the day's files go, replacing an earlier run's."""
+    if final.exists():
+        shutil.rmtree(final)
+    staging.rename(final)
+    result.files = {k: final / v.name for k, v in result.files.items()}
+    (final / "run.json").write_text(json.dumps(run_record(result), indent=2, default=str))
+
+
+def _check_missing_accounts(
+    store: Store, tables: Mapping[str, ir.Table], as_of: dt.date, *, allow: bool
+) -> None:
     """Stop when the data lacks many accounts the previous run decided (not churned: absent)."""
     if allow:
         return
     with store.transaction() as s:
-        last = s.scalar(select(func.max(Snapshot.as_of)).where(Snapshot.as_of < result.as_of))
+        last = s.scalar(select(func.max(Snapshot.as_of)).where(Snapshot.as_of < as_of))
         if last is None:
             return
         before = set(s.scalars(select(Snapshot.account_id).where(Snapshot.as_of == last)))
-    present = set(
-        result.tables["accounts"].select("account_id").to_pyarrow()["account_id"].to_pylist()
-    )
+    present = set(tables["accounts"].select("account_id").to_pyarrow()["account_id"].to_pylist())
     missing = sorted(before - present)
     limit = max(MISSING_ACCOUNTS_LIMIT[0], MISSING_ACCOUNTS_LIMIT[1] * len(before))
     if len(missing) > limit:

@@ -25,6 +25,8 @@ from sqlalchemy.orm import Session
 from touchmodel.ops.outbox import enqueue
 from touchmodel.state.tables import Touchpoint
 
+# Who signs automated mail for an account without a CSM.
+SIGNATURE = "The Customer Success team"
 # Automated channels and the outbox channel that delivers them.
 DELIVERED_BY = {"email": "email", "in_app": "webhook"}
 
@@ -118,7 +120,13 @@ def sync_touchpoints(
                 result.cancelled += 1
             elif tp.automated and tp.due <= as_of:
                 _deliver(
-                    session, tp, names.get(account, account), emails.get(account), usable, result
+                    session,
+                    tp,
+                    names.get(account, account),
+                    emails.get(account),
+                    usable,
+                    result,
+                    csm,
                 )
     return result
 
@@ -152,6 +160,7 @@ def _deliver(
     email: str | None,
     usable: set[str],
     result: TouchpointSync,
+    csm: str | None,
 ) -> None:
     channel = DELIVERED_BY.get(tp.channel)
     if channel is None or channel not in usable:
@@ -176,7 +185,8 @@ def _deliver(
         "touchpoint": tp.title,
         "key": tp.key,
         "due": tp.due.isoformat(),
-        "csm": tp.owner,
+        # Automated mail is signed by the account's CSM when it has one.
+        "csm": csm or SIGNATURE,
     }
     enqueue(
         session,

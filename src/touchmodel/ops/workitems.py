@@ -348,10 +348,15 @@ def _close(session: Session, item: WorkItem, on: dt.date, reason: str, actor: st
     )
 
 
-def _get(session: Session, item_id: int) -> WorkItem:
+def get_item(session: Session, item_id: int, today: dt.date | None = None) -> WorkItem:
     item = session.get(WorkItem, item_id)
     if item is None:
         raise WorkItemError(f"work item {item_id}: not found")
+    if today is not None and today < item.created_on:
+        raise WorkItemError(
+            f"work item {item_id}: created {item.created_on}, so nothing can happen to it on "
+            f"{today} -- pass --on with a later date"
+        )
     return item
 
 
@@ -359,7 +364,7 @@ def snooze(
     session: Session, item_id: int, *, until: dt.date, reason: str, actor: str, today: dt.date
 ) -> WorkItem:
     """Snooze an open item until a date: its rule stops firing for the account until then."""
-    item = _get(session, item_id)
+    item = get_item(session, item_id, today)
     if item.status == "closed":
         raise WorkItemError(f"work item {item_id}: closed; reopen it before snoozing")
     if until <= today:
@@ -375,7 +380,7 @@ def snooze(
 
 def close(session: Session, item_id: int, *, reason: str, actor: str, today: dt.date) -> WorkItem:
     """Close an item by hand, with a reason (the trigger's cooldown starts today)."""
-    item = _get(session, item_id)
+    item = get_item(session, item_id, today)
     if item.status == "closed":
         raise WorkItemError(f"work item {item_id}: already closed ({item.close_reason})")
     if not reason.strip():
@@ -390,7 +395,7 @@ def reopen(session: Session, item_id: int, *, reason: str, actor: str, today: dt
     A reopened item stays open until a user closes it (or its account leaves):
     the user has said the work is not done, whatever the rule now says.
     """
-    item = _get(session, item_id)
+    item = get_item(session, item_id, today)
     if item.status != "closed":
         raise WorkItemError(f"work item {item_id}: is {item.status}, not closed")
     key = open_key(item.account_id, item.trigger, item.reason_key)
@@ -435,6 +440,19 @@ def list_items(
     items = list(session.scalars(q).all())
     items.sort(key=lambda i: (rank.get(i.priority, 9), i.due, i.id))
     return items[:limit] if limit else items
+
+
+def item_history(session: Session, item_id: int) -> list[dict[str, Any]]:
+    """An item's events, oldest first."""
+    events = session.scalars(
+        select(WorkItemEvent)
+        .where(WorkItemEvent.work_item_id == item_id)
+        .order_by(WorkItemEvent.id)
+    )
+    return [
+        {"on": e.on.isoformat(), "action": e.action, "reason": e.reason, "by": e.actor}
+        for e in events
+    ]
 
 
 def item_record(item: WorkItem) -> dict[str, Any]:
