@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
 from touchmodel.expr import Function, Scope, compile_expr, referenced_names
@@ -125,12 +126,69 @@ def _usage_signals(events: ir.Table, model: TouchModel, as_of: dt.date) -> ir.Ta
             metrics[sig.name] = (
                 e.count(where=window) if sig.aggregate == "count" else qty.sum(where=window)
             )
+    core = _exact_core_events(events, model)
+    if core is not None:
+        # Core abandonment in this same pass (see _exact_core_events): one bit
+        # per core feature, OR-ed per account for each 30-day window. Two
+        # aggregates without filters cost next to nothing here, where a
+        # second pass grouped by (account, event) reads and groups most rows
+        # of the table again.
+        bit = ibis.cases(
+            *[(e.event == name, ibis.literal(1 << j, type="int64")) for j, name in enumerate(core)],
+            else_=ibis.literal(0, type="int64"),
+        )
+        zero = ibis.literal(0, type="int64")
+        metrics["_core_last"] = ibis.ifelse(last30, bit, zero).bit_or()
+        metrics["_core_prev"] = ibis.ifelse(prev30, bit, zero).bit_or()
     agg = e.group_by("account_id").aggregate(**metrics)
     day = ibis.literal(as_of, type="date")
-    return agg.mutate(
+    extra: dict[str, ir.Value] = {}
+    if core is not None:
+        # Features used in days 30..59 and not in days 0..29: bits set in
+        # _core_prev and not in _core_last, counted with integer arithmetic
+        # (on ~one row per account).
+        abandoned: ir.IntegerValue = ibis.literal(0, type="int64")
+        for j in range(len(core)):
+            prev_j = (agg._core_prev // (1 << j)) % 2
+            last_j = (agg._core_last // (1 << j)) % 2
+            abandoned = abandoned + prev_j * (1 - last_j)
+        extra["core_features_abandoned"] = abandoned.cast("int64")
+    out = agg.mutate(
         _last_usage_age=_age(day, agg._last_usage_at),
         _first_integration_age=_age(day, agg._first_integration_at),
-    ).drop("_last_usage_at", "_first_integration_at")
+        **extra,
+    )
+    drop = ["_last_usage_at", "_first_integration_at"]
+    if core is not None:
+        drop += ["_core_last", "_core_prev"]
+    return out.drop(*drop)
+
+
+# Up to this many core features get a bit each (int64 holds them with room to spare).
+_MAX_FOLDED_CORE = 32
+
+
+def _exact_core_events(events: ir.Table, model: TouchModel) -> list[str] | None:
+    """The core event names, when the usage pass can track each one as a bit.
+
+    That needs a fixed, short list: plain names (no ``*`` glob, no ``!``
+    exclusion), at most ``_MAX_FOLDED_CORE`` of them, and a backend with a
+    bitwise-OR aggregate (DuckDB has one, PySpark's Ibis compiler does not).
+    Otherwise None, and :func:`_per_feature_signals` groups by (account,
+    event) instead; both give the same ``core_features_abandoned`` (missing
+    means 0: the signal is a count, filled with 0 after the join).
+    """
+    patterns = model.events.core
+    if not patterns or any("*" in p or p.startswith("!") for p in patterns):
+        return None
+    names = list(dict.fromkeys(patterns))
+    if len(names) > _MAX_FOLDED_CORE:
+        return None
+    try:
+        backend = events.get_backend()
+    except Exception:  # an unbound table: no backend to ask, take the general path
+        return None
+    return names if backend.has_operation(ops.BitOr) else None
 
 
 def _active_users(events: ir.Table, model: TouchModel, as_of: dt.date) -> ir.Table:
@@ -149,8 +207,18 @@ def _active_users(events: ir.Table, model: TouchModel, as_of: dt.date) -> ir.Tab
 
 def _per_feature_signals(events: ir.Table, model: TouchModel, as_of: dt.date) -> ir.Table:
     """Signals that need counts per feature: core abandonment and premium interest."""
-    is_core = event_group_predicate(events.event, model.events.core)
     is_premium = event_group_predicate(events.event, model.events.premium)
+    if _exact_core_events(events, model) is not None:
+        # Core abandonment is counted in the usage pass (_usage_signals); only
+        # the premium events of the last 30 days, a small share, are grouped
+        # here. An account whose premium uses are all older gets NULL, not 0;
+        # the signal is a count, filled with 0 after the join either way.
+        recent = events.filter(_ages(events.timestamp, as_of, 0, 30) & is_premium)
+        per_event = recent.group_by(["account_id", "event"]).aggregate(_last=recent.count())
+        return per_event.group_by("account_id").aggregate(
+            premium_feature_max_30d=per_event._last.max()
+        )
+    is_core = event_group_predicate(events.event, model.events.core)
     e = events.filter(_ages(events.timestamp, as_of, 0, 60) & (is_core | is_premium))
     last30 = _ages(e.timestamp, as_of, 0, 30)
     per_feature = e.group_by(["account_id", "event"]).aggregate(
