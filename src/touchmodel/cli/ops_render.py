@@ -16,7 +16,12 @@ from touchmodel.state.tables import Run, Snapshot, Touchpoint
 
 
 def render_tasks(
-    console: Console, records: list[dict[str, Any]], status: str, total: int | None = None
+    console: Console,
+    records: list[dict[str, Any]],
+    status: str,
+    total: int | None = None,
+    *,
+    heading: bool = True,
 ) -> None:
     """The work queue, one block per item: what, for whom, by when, and why.
 
@@ -28,7 +33,8 @@ def render_tasks(
         return
     total = len(records) if total is None else total
     shown = f" (the first {len(records)}; --limit N for more)" if total > len(records) else ""
-    console.print(f"[bold]Work items ({status}): {total:,}{shown}[/bold]")
+    if heading:
+        console.print(f"[bold]Work items ({status}): {total:,}{shown}[/bold]")
     colour = {"urgent": "red", "high": "yellow", "normal": "default"}
     for r in records:
         head = (
@@ -240,7 +246,7 @@ def render_books(console: Console, rows: list[dict[str, Any]]) -> None:
 
 def render_task(console: Console, r: dict[str, Any]) -> None:
     """One work item, then its history."""
-    render_tasks(console, [r], r["status"])
+    render_tasks(console, [r], r["status"], heading=False)
     for e in r["history"]:
         console.print(
             f"    {e['on']}  {e['action']:<11} {escape(e['by'])}: {escape(e['reason'])}",
