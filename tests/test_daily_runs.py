@@ -65,8 +65,13 @@ def state_digest(url: str) -> dict[str, list[tuple[Any, ...]]]:
             if name == "runs":
                 continue
             cols = [c for c in table.columns if c.name not in VOLATILE]
-            rows = conn.execute(select(*cols)).all()
-            out[name] = sorted(tuple(map(repr, r)) for r in rows)
+            rows = [dict(r._mapping) for r in conn.execute(select(*cols))]
+            for row in rows:
+                # A row id inside a message body is not state either.
+                item = (row.get("payload") or {}).get("work_item")
+                if isinstance(item, dict):
+                    item.pop("id", None)
+            out[name] = sorted(tuple(map(repr, r.values())) for r in rows)
     engine.dispose()
     return out
 
@@ -172,7 +177,11 @@ def test_a_run_killed_half_way_then_rerun_equals_one_clean_run(
         assert hook.requests == 0 and not mail.messages  # killed before delivering anything
         cli("run", "--data", str(demo_data), "--as-of", AS_OF.isoformat(), cwd=crashed)
 
-    assert state_digest(state_url) == state_digest(clean_url)
+    got, want = state_digest(state_url), state_digest(clean_url)
+    for table in want:
+        extra, missing = set(got[table]) - set(want[table]), set(want[table]) - set(got[table])
+        assert not extra and not missing, (table, sorted(extra)[:3], sorted(missing)[:3])
+    assert got == want
     assert clean_hook.accepted and set(hook.accepted) == set(clean_hook.accepted)
     assert set(hook.accepted.values()) == {1}, "a webhook message was delivered twice"
     ids = [m["Message-ID"] for m in mail.messages]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 from sqlalchemy.orm import Session
@@ -9,6 +10,22 @@ from sqlalchemy.orm import Session
 from touchmodel.ops.outbox import enqueue
 from touchmodel.ops.workitems import item_record
 from touchmodel.state.tables import WorkItem
+
+
+def notification_key(item: WorkItem, event: str, channel: str) -> str:
+    """The idempotency key of one notification, from what the item *is*, not its row id.
+
+    Row ids are not stable across a crash (PostgreSQL sequences do not roll
+    back), so a resumed run would otherwise give the same news a new key. The
+    close date is in it: an item reopened and closed again is news again.
+    """
+    key = (
+        f"work_item:{item.account_id}|{item.trigger}|{item.reason_key}@{item.created_on}"
+        f":{event}:{item.closed_on or ''}:{channel}"
+    )
+    if len(key) <= 300:
+        return key
+    return f"work_item:{hashlib.sha256(key.encode()).hexdigest()}:{event}:{channel}"
 
 
 def notify_items(
@@ -37,8 +54,7 @@ def notify_items(
                 session,
                 channel=channel,
                 topic=f"work_item.{event}",
-                # The close date too: an item reopened and closed again is news again.
-                idempotency_key=f"work_item:{item.id}:{event}:{item.closed_on or ''}:{channel}",
+                idempotency_key=notification_key(item, event, channel),
                 payload=payload,
                 work_item_id=item.id,
             )
