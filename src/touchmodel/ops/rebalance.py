@@ -10,21 +10,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from touchmodel.model.loader import load_model
+from touchmodel.model.schema import TouchModel
 from touchmodel.ops.books import Assignment as Planned
-from touchmodel.ops.books import Move, propose_rebalance
+from touchmodel.ops.books import BookLoad, Move, propose_rebalance
 from touchmodel.ops.workitems import reassign_open_items
 from touchmodel.plan.team import BookOwner, load_book_owners
 from touchmodel.state.tables import Assignment, AssignmentChange
 from touchmodel.workspace import Workspace, WorkspaceError
 
 
-def workspace_owners(ws: Workspace) -> list[BookOwner]:
+def workspace_owners(ws: Workspace, model: TouchModel | None = None) -> list[BookOwner]:
     """The workspace's named CSMs and their caps (team.yaml against the model's tiers)."""
     if ws.team_path is None or not ws.team_path.is_file():
         raise WorkspaceError(
             f"{ws.root}: touchmodel.yaml names no team file, so there are no books"
         )
-    return load_book_owners(ws.team_path, load_model(ws.model_spec))
+    return load_book_owners(ws.team_path, model or load_model(ws.model_spec))
 
 
 def book_loads(ws: Workspace, session: Session) -> list[dict[str, Any]]:
@@ -44,7 +45,7 @@ def book_loads(ws: Workspace, session: Session) -> list[dict[str, Any]]:
                     "tier": tier,
                     "accounts": n,
                     "cap": cap,
-                    "over_cap": n > cap + 1e-9,
+                    "over_cap": BookLoad(owner.name, tier, n, cap).over_cap,
                 }
             )
     for (csm, tier), n in sorted(sizes.items()):
@@ -59,7 +60,8 @@ def propose(ws: Workspace, session: Session) -> list[Move]:
     assignments = {a.account_id: Planned(a.csm, a.tier, a.reason) for a in stored}
     assigned_at = {a.account_id: a.assigned_on for a in stored}
     model = load_model(ws.model_spec)
-    return propose_rebalance(assignments, workspace_owners(ws), model, assigned_at=assigned_at)
+    owners = workspace_owners(ws, model)
+    return propose_rebalance(assignments, owners, model, assigned_at=assigned_at)
 
 
 def apply_moves(session: Session, moves: Sequence[Move], *, on: dt.date) -> int:
