@@ -20,3 +20,12 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 export PATH="$root/.venv/bin:$PATH"
+# The dashboard's front-end packages: pinned in web/package-lock.json, from the npm registry.
+if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "npm is needed for the dashboard's front-end packages (apt-get install npm)" >&2
+    exit 1
+  fi
+  echo "Installing the dashboard's front-end packages into web/node_modules ..." >&2
+  npm ci --prefix web --no-audit --no-fund --loglevel=error >/dev/null
+fi

@@ -7,6 +7,7 @@ and the state database from ``DIR/touchmodel.yaml``.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -28,6 +29,22 @@ class WorkspaceError(TouchmodelError):
     """A workspace is missing or its touchmodel.yaml is invalid."""
 
 
+class ServeConfig(BaseModel):
+    """``serve:`` in touchmodel.yaml: where `touchmodel serve` listens and what it schedules."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8000, ge=1, le=65535)
+    run_at: dt.time | None = Field(
+        default=dt.time(6, 0),
+        description="Local time of the daily run (HH:MM); null: no scheduled runs.",
+    )
+    dispatch_every: float = Field(
+        default=60.0, gt=0, description="Seconds between outbox dispatches."
+    )
+
+
 class WorkspaceConfig(BaseModel):
     """``touchmodel.yaml``: where a workspace's parts are. Relative paths are from its folder."""
 
@@ -47,6 +64,7 @@ class WorkspaceConfig(BaseModel):
         default=2000, ge=1, le=10000, description="Accounts written per transaction during a run."
     )
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
 
 @dataclass(frozen=True)

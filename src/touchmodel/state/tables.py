@@ -222,3 +222,54 @@ class OutboxMessage(Base):
     sent_at: Mapped[dt.datetime | None]
     work_item_id: Mapped[int | None] = mapped_column(ForeignKey("work_items.id"))
     touchpoint_id: Mapped[int | None] = mapped_column(ForeignKey("touchpoints.id"))
+
+
+class ApiKey(Base):
+    """A credential: an API token (dashboard, REST API) or a write key (event ingestion).
+
+    Only the SHA-256 of a key is stored; the key itself is printed once, when
+    it is created. Keys are 32 random bytes, so a plain hash is enough (a slow
+    password hash protects guessable secrets, and these are not guessable).
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # api | write
+    role: Mapped[str | None] = mapped_column(String(16))  # admin | csm (api keys only)
+    # The CSM whose book a csm-role key sees and changes (a name from team.yaml).
+    csm: Mapped[str | None] = mapped_column(String(200))
+    label: Mapped[str] = mapped_column(Text, default="")
+    prefix: Mapped[str] = mapped_column(String(32), index=True)  # shown in lists, never secret
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class IngestedMessage(Base):
+    """One Segment-compatible message (track, identify, group, page, screen) as received.
+
+    Written, and committed, before the HTTP 200 goes out. ``(key_id,
+    message_id)`` is unique: a client retrying a batch finds its messages
+    already there and nothing is stored twice.
+    """
+
+    __tablename__ = "ingested_messages"
+    __table_args__ = (
+        UniqueConstraint("key_id", "message_id"),
+        Index("ix_ingested_messages_type_ts", "type", "timestamp"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    message_id: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16))  # track | identify | group | page | screen
+    user_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    anonymous_id: Mapped[str | None] = mapped_column(String(200))
+    # groupId of a group call, or context.groupId / properties.groupId of the others.
+    group_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    event: Mapped[str | None] = mapped_column(Text)  # track: the event name; page/screen: the name
+    timestamp: Mapped[dt.datetime] = mapped_column()  # when it happened (client clock)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    payload: Mapped[dict[str, Any]] = mapped_column()  # the whole message, as sent

@@ -1,0 +1,151 @@
+"""API tokens and write keys: created by the CLI, stored hashed, checked per request.
+
+A key is ``tm_<kind>_<random>``: the kind is visible so a user can tell an
+ingestion write key from a dashboard token at a glance; the random part is 32
+bytes from :mod:`secrets`. Only its SHA-256 is stored. The key is printed once,
+when it is created; a lost key is revoked and replaced, never recovered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from touchmodel.errors import TouchmodelError
+from touchmodel.state.db import Store
+from touchmodel.state.tables import ApiKey, utcnow
+
+KeyKind = Literal["api", "write"]
+Role = Literal["admin", "csm"]
+KINDS: tuple[str, ...] = ("api", "write")
+ROLES: tuple[str, ...] = ("admin", "csm")
+_PREFIX_CHARS = 12  # "tm_api_" + 5 chars of the random part: enough to tell keys apart
+
+
+class AccessError(TouchmodelError):
+    """A key cannot be created or revoked as asked."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts as: the key's id, kind and role, and a CSM key's CSM."""
+
+    key_id: int
+    kind: str
+    role: str | None
+    csm: str | None
+    label: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == "api" and self.role == "admin"
+
+    @property
+    def actor(self) -> str:
+        """How work-item history names this principal."""
+        return self.csm or self.label or f"key {self.key_id}"
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key just created: the secret (shown once) and its stored record."""
+
+    secret: str
+    id: int
+    kind: str
+    role: str | None
+    csm: str | None
+    prefix: str
+
+
+def hash_key(secret: str) -> str:
+    """The stored form of a key."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(
+    store: Store,
+    kind: str,
+    *,
+    role: str | None = None,
+    csm: str | None = None,
+    label: str = "",
+) -> NewKey:
+    """Create a key; returns the secret, which is not stored and cannot be shown again.
+
+    ``api`` keys need a role: ``admin`` sees everything, ``csm`` needs ``csm``
+    (the CSM's name in team.yaml) and sees and changes only that book.
+    ``write`` keys only send events and take no role.
+    """
+    if kind not in KINDS:
+        raise AccessError(f"--kind: found {kind!r}; expected one of {', '.join(KINDS)}")
+    if kind == "write":
+        if role is not None or csm is not None:
+            raise AccessError("--role/--csm: write keys only send events and take no role")
+    else:
+        role = role or "admin"
+        if role not in ROLES:
+            raise AccessError(f"--role: found {role!r}; expected one of {', '.join(ROLES)}")
+        if role == "csm" and not csm:
+            raise AccessError("--csm: a csm key needs the CSM's name (as in team.yaml)")
+        if role == "admin" and csm:
+            raise AccessError("--csm: only csm keys belong to a CSM")
+    secret = f"tm_{kind}_{secrets.token_urlsafe(32)}"
+    with store.transaction() as session:
+        row = ApiKey(
+            kind=kind,
+            role=role,
+            csm=csm,
+            label=label or (csm or ""),
+            prefix=secret[:_PREFIX_CHARS],
+            key_hash=hash_key(secret),
+        )
+        session.add(row)
+        session.flush()
+        return NewKey(secret, row.id, kind, role, csm, row.prefix)
+
+
+def authenticate(session: Session, secret: str, kind: str | None = None) -> Principal | None:
+    """The principal of ``secret`` if it is a live key (of ``kind`` when given), else None."""
+    if not secret:
+        return None
+    digest = hash_key(secret)
+    row = session.scalars(select(ApiKey).where(ApiKey.key_hash == digest)).first()
+    # compare_digest: the lookup is by hash already; this keeps the check constant-time too.
+    if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
+        return None
+    if kind is not None and row.kind != kind:
+        return None
+    return Principal(row.id, row.kind, row.role, row.csm, row.label)
+
+
+def principal_by_id(session: Session, key_id: int) -> Principal | None:
+    """The principal of a live key by id (a dashboard session stores only the id)."""
+    row = session.get(ApiKey, key_id)
+    if row is None or row.revoked_at is not None:
+        return None
+    return Principal(row.id, row.kind, row.role, row.csm, row.label)
+
+
+def list_keys(store: Store) -> list[ApiKey]:
+    """Every key, newest first (hashes only; secrets are never stored)."""
+    with store.transaction() as session:
+        return list(session.scalars(select(ApiKey).order_by(ApiKey.id.desc())))
+
+
+def revoke_key(store: Store, key_id: int, *, now: dt.datetime | None = None) -> ApiKey:
+    """Revoke a key: every later request with it is refused."""
+    with store.transaction() as session:
+        row = session.get(ApiKey, key_id)
+        if row is None:
+            raise AccessError(f"key {key_id}: no such key (see `touchmodel keys list`)")
+        if row.revoked_at is None:
+            row.revoked_at = now or utcnow()
+        return row

@@ -1,0 +1,52 @@
+"""Rendering dashboard pages: the Jinja2 environment (autoescaping on) and shared context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from touchmodel.access.keys import Principal
+
+# Autoescape every template, .html or not: output is escaped everywhere.
+_env = Environment(
+    loader=PackageLoader("touchmodel.server", "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+templates = Jinja2Templates(env=_env)
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    principal: Principal | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    """A page or htmx fragment, with the CSRF token and the signed-in user in its context."""
+    from touchmodel.server.auth import csrf_token
+
+    ctx: dict[str, Any] = {"user": principal, "csrf_token": csrf_token(request)}
+    ctx.update(context or {})
+    return templates.TemplateResponse(request, template, ctx, status_code=status)
+
+
+def render_error(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> HTMLResponse:
+    """An error as a page (the API answers errors as JSON instead)."""
+    response = templates.TemplateResponse(
+        request,
+        "error.html",
+        {"status": status, "message": message, "user": None, "csrf_token": ""},
+        status_code=status,
+    )
+    if headers:
+        response.headers.update(headers)
+    return response
