@@ -40,7 +40,7 @@ def session_secret(ws: Workspace) -> str:
 
 def create_app(ws: Workspace, *, store: Store | None = None) -> FastAPI:
     """The app for workspace ``ws``: REST API, ingestion and dashboard."""
-    from touchmodel.server import api, ingest, web
+    from touchmodel.server import api_accounts, api_work, ingest, web, web_portfolio, web_queue
 
     vendor = vendor_dir()
     check_vendor(vendor)
@@ -102,7 +102,12 @@ def create_app(ws: Workspace, *, store: Store | None = None) -> FastAPI:
 
     app.mount("/static/vendor", StaticFiles(directory=vendor), name="vendor")
     app.mount("/static/app", StaticFiles(directory=STATIC), name="static")
-    app.include_router(api.router)
+    # api_accounts: accounts, decisions, runs; api_work: work items, touchpoints, plan, model.
+    app.include_router(api_accounts.router)
+    app.include_router(api_work.router)
     app.include_router(ingest.router)
     app.include_router(web.router)
+    # web_portfolio: portfolio, accounts, account page; web_queue: queue, capacity, model pages.
+    app.include_router(web_portfolio.router)
+    app.include_router(web_queue.router)
     return app

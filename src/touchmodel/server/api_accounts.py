@@ -1,4 +1,4 @@
-"""The REST API under /api (OpenAPI at /api/openapi.json, docs at /api/docs)."""
+"""REST API routes under /api (see the module names in app.py for who owns what)."""
 
 from __future__ import annotations
 
