@@ -91,3 +91,16 @@ def test_a_write_key_is_not_an_api_token_and_a_revoked_key_stops_working(
             csrf = client.get("/login").text.split('name="csrf_token" value="')[1].split('"')[0]
             r = client.post("/login", data={"token": token, "csrf_token": csrf})
             assert r.status_code == 401
+
+
+def test_the_server_runs_on_either_state_database(state_url: str, tmp_path: Path) -> None:
+    """PostgreSQL in production, SQLite by default: the same keys, sessions and answers."""
+    built = build_workspace(tmp_path / "ws", accounts=60, state_url=state_url)
+    with live_server(built.ws) as server:
+        assert httpx.get(server.url + "/readyz").json() == {"status": "ok"}
+        for token, status in ((built.csm_token, 303), (built.write_key, 401)):
+            with httpx.Client(base_url=server.url) as client:
+                page = client.get("/login").text
+                csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+                r = client.post("/login", data={"token": token, "csrf_token": csrf})
+                assert r.status_code == status
