@@ -59,8 +59,9 @@ def portfolio_charts(p: Portfolio) -> dict[str, dict[str, Any]]:
                 "labels": [f"{s.key} ({s.level})" for s in p.by_tier],
                 "datasets": [
                     {
-                        "label": "ARR",
-                        "data": [round(s.arr) for s in p.by_tier],
+                        "label": "ARR ($K)",
+                        # Thousands: Chart.js would need a JS tick callback to shorten them.
+                        "data": [round(s.arr / 1000) for s in p.by_tier],
                         "backgroundColor": [
                             LEVEL_COLORS.get(s.level or "", "#888") for s in p.by_tier
                         ],
@@ -76,7 +77,7 @@ def portfolio_charts(p: Portfolio) -> dict[str, dict[str, Any]]:
                     },
                 ],
             },
-            "options": {"scales": {"y": _axis("ARR ($)"), "y1": _axis("accounts", right=True)}},
+            "options": {"scales": {"y": _axis("ARR ($K)"), "y1": _axis("accounts", right=True)}},
         }
     if p.by_level:
         charts["chart-level"] = {

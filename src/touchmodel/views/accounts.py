@@ -459,23 +459,28 @@ def explain_health(
     present = [m for m in model.health.measures if f"health__{m.id}" in row]
     scored = [m for m in present if row.get(f"health__{m.id}") is not None]
     total = sum(m.weight for m in scored)
-    measures = []
+    raw: list[tuple[float, HealthMeasure]] = []
     for m in present:
         score = _number(row.get(f"health__{m.id}"))
         share = (m.weight / total) if (score is not None and total) else 0.0
-        measures.append(
-            HealthMeasure(
-                id=m.id,
-                label=m.label or m.id,
-                signal=m.signal,
-                value=_number(row.get(m.signal)),
-                score=score,
-                weight=m.weight,
-                effective_weight=round(100.0 * share, 1),
-                points_lost=round((100.0 - score) * share, 1) if score is not None else 0.0,
+        lost = (100.0 - score) * share if score is not None else 0.0
+        raw.append(
+            (
+                lost,
+                HealthMeasure(
+                    id=m.id,
+                    label=m.label or m.id,
+                    signal=m.signal,
+                    value=_number(row.get(m.signal)),
+                    score=score,
+                    weight=m.weight,
+                    effective_weight=round(100.0 * share, 1),
+                    points_lost=round(lost, 1),
+                ),
             )
         )
-    measures.sort(key=lambda hm: -hm.points_lost)
+    # Costliest first, by the unrounded points (the top factor is the largest of those).
+    measures = [hm for _lost, hm in sorted(raw, key=lambda pair: -pair[0])]
     missing = [m.label or m.id for m in model.health.measures if m not in scored]
     return HealthExplanation(
         score=_number(row.get("health_score")),
