@@ -55,7 +55,7 @@ def main() -> int:
                 page.goto(path)
                 # Every chart drawn before the picture is taken.
                 page.wait_for_function(
-                    "[...document.querySelectorAll('canvas[data-chart]')]"
+                    "() => [...document.querySelectorAll('canvas[data-chart]')]"
                     ".every(c => c.dataset.drawn === '1')"
                 )
                 target = (
