@@ -499,3 +499,13 @@ def test_a_workspace_without_runs_answers_empty_not_an_error(tmp_path: Path) -> 
         assert listed == {"as_of": None, "total": 0, "limit": 50, "offset": 0, "accounts": []}
         _one_shape(httpx.get(server.url + "/api/decisions", headers=auth), 404)
         assert httpx.get(server.url + "/api/runs", headers=auth).json()["total"] == 0
+
+
+def test_the_portfolio_page_shows_a_failed_run_but_counts_the_last_completed_one(
+    setup: Setup,
+) -> None:
+    with _signed_in(setup, setup.built.admin_token) as client:
+        page = client.get("/").text
+    assert "Latest completed run: 2026-11-01" in page
+    runs = page.split('id="acct-runs"')[1]
+    assert "run-failed" in runs and "accounts: 12% of rows rejected (limit 5%)" in runs

@@ -21,12 +21,14 @@ from touchmodel.views import accounts as views
 from touchmodel.views.csv_export import to_csv
 from touchmodel.views.portfolio import Portfolio
 from touchmodel.views.portfolio import portfolio as portfolio_view
+from touchmodel.views.runs import list_runs
 from touchmodel.views.scope import book_of
 from touchmodel.workspace import Workspace
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
+RECENT_RUNS = 5
 TEXT = r"^[^\x00]*$"  # no NUL: PostgreSQL text cannot hold it
 LEVEL_COLORS = {"high": "#2f5bd3", "medium": "#6b8de3", "low": "#a7bcef", "tech": "#cfd9f3"}
 GRADE_COLORS = {"green": "#067647", "yellow": "#d4a72c", "red": "#b42318"}
@@ -244,7 +246,12 @@ def portfolio_page(request: Request, user: WebUser, session: DbSession) -> Respo
     return render(
         request,
         "portfolio.html",
-        {"active": "portfolio", "p": p, "charts": portfolio_charts(p)},
+        {
+            "active": "portfolio",
+            "p": p,
+            "charts": portfolio_charts(p),
+            "runs": list_runs(session, limit=RECENT_RUNS),
+        },
         principal=user,
     )
 
