@@ -227,6 +227,10 @@ def test_runs_list_and_one_run_with_its_error(setup: Setup) -> None:
     assert done["status"] == "completed" and done["as_of"] == AS_OF.isoformat()
     assert done["changes"]["snapshots_written"] > 0
     assert done["input_counts"]["accounts"] == 300
+    # Timestamps say they are UTC, on SQLite too.
+    assert done["started_at"].endswith(("Z", "+00:00")) and done["finished_at"].endswith(
+        ("Z", "+00:00")
+    )
     paged = setup.admin("/api/runs", limit=1, offset=1).json()
     assert [r["id"] for r in paged["runs"]] == [runs["runs"][1]["id"]]
 

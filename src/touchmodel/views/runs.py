@@ -83,6 +83,11 @@ class RunDetail:
     tier_changes: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _utc(at: dt.datetime | None) -> dt.datetime | None:
+    """A stored timestamp as aware UTC: SQLite hands them back naive, but they are UTC."""
+    return at.replace(tzinfo=dt.UTC) if at is not None and at.tzinfo is None else at
+
+
 def _row(run: Run) -> RunRow:
     return RunRow(
         id=run.id,
@@ -90,8 +95,8 @@ def _row(run: Run) -> RunRow:
         status=run.status,
         model_name=run.model_name,
         model_hash=run.model_hash,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
+        started_at=_utc(run.started_at) or run.started_at,
+        finished_at=_utc(run.finished_at),
         seconds=run.seconds,
         accounts=run.accounts,
         warnings=len(run.warnings or []),
@@ -130,8 +135,8 @@ def run_detail(session: Session, run_id: int, *, book: str | None = None) -> Run
         model_name=run.model_name,
         model_hash=run.model_hash,
         data_path=run.data_path,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
+        started_at=_utc(run.started_at) or run.started_at,
+        finished_at=_utc(run.finished_at),
         seconds=run.seconds,
         accounts=run.accounts,
         input_counts=dict(run.input_counts or {}),
