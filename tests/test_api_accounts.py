@@ -63,8 +63,11 @@ class Setup:
         return self.get(path, self.built.csm_token, **params)
 
 
-def _prepare(built: ServedWorkspace) -> dict[str, str]:
-    """Name two accounts hostilely, record a failed run; return the account ids the tests use."""
+def _prepare(built: ServedWorkspace, same_as: dict[str, str] | None = None) -> dict[str, str]:
+    """Name two accounts hostilely, record a failed run; return the account ids the tests use.
+
+    ``same_as``: rename these accounts instead of choosing (another database, same data).
+    """
     store = Store(built.ws.state_url)
     try:
         with store.transaction() as s:
@@ -78,7 +81,7 @@ def _prepare(built: ServedWorkspace) -> dict[str, str]:
             )
             own = [a for a in latest if book.get(a) == built.csm_name]
             other = [a for a in latest if a in book and book[a] != built.csm_name]
-            ids = {
+            ids = same_as or {
                 "own": own[0],
                 "other": other[0],
                 "formula": other[1],
@@ -513,3 +516,53 @@ def test_the_portfolio_page_shows_a_failed_run_but_counts_the_last_completed_one
     assert "Latest completed run: 2026-11-01" in page
     runs = page.split('id="acct-runs"')[1]
     assert "run-failed" in runs and "accounts: 12% of rows rejected (limit 5%)" in runs
+
+
+@pytest.fixture(scope="module")
+def on_postgresql(setup: Setup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    """The same workspace (same seed, same changes) with its state on PostgreSQL."""
+    import os
+    import uuid
+
+    from tests.conftest import (
+        POSTGRES_URL_ENV,
+        _drop_postgres_database,
+        _fresh_postgres_database,
+    )
+
+    admin_url = os.environ.get(POSTGRES_URL_ENV)
+    if not admin_url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{POSTGRES_URL_ENV} is not set: .ci/run must start PostgreSQL")
+        pytest.skip(f"set {POSTGRES_URL_ENV} (bash scripts/postgres.sh prints one)")
+    name = f"tm_{uuid.uuid4().hex[:16]}"
+    url = _fresh_postgres_database(admin_url, name)
+    try:
+        built = build_workspace(tmp_path_factory.mktemp("api-accounts-pg") / "ws", state_url=url)
+        ids = _prepare(built, same_as=setup.ids)
+        with live_server(built.ws) as server:
+            yield Setup(built, server, ids)
+    finally:
+        _drop_postgres_database(admin_url, name)
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/portfolio", {}),
+        ("/api/accounts", {"limit": 1000}),
+        ("/api/accounts", {"sort": "level", "order": "asc", "limit": 1000}),
+        ("/api/accounts", {"sort": "renewal", "limit": 1000}),
+        ("/api/accounts", {"q": "%lab", "limit": 1000}),
+        ("/api/accounts", {"q": "LABS", "level": "high", "limit": 1000}),
+        ("/api/accounts/{own}", {}),
+        ("/api/accounts/{formula}/history", {}),
+        ("/api/decisions", {"limit": 1000}),
+    ],
+)
+def test_postgresql_gives_the_same_answers_as_sqlite(
+    setup: Setup, on_postgresql: Setup, path: str, params: dict[str, Any]
+) -> None:
+    lite, pg = setup.admin(path, **params), on_postgresql.admin(path, **params)
+    assert lite.status_code == pg.status_code == 200
+    assert pg.json() == lite.json()

@@ -177,12 +177,15 @@ def portfolio(
 
 
 def _histogram(session: Session, as_of: dt.date, book: str | None) -> list[HistogramBin]:
-    q = _scoped(
-        select(_bucket(), func.count())
-        .where(Snapshot.as_of == as_of, Snapshot.health_score.is_not(None))
-        .group_by(_bucket()),
+    # Bin in a subquery, group outside: PostgreSQL does not see two CASEs with their own
+    # bound parameters as the same expression, so GROUP BY <the CASE> would be refused.
+    binned = _scoped(
+        select(_bucket().label("bin")).where(
+            Snapshot.as_of == as_of, Snapshot.health_score.is_not(None)
+        ),
         book,
-    )
+    ).subquery()
+    q = select(binned.c.bin, func.count()).group_by(binned.c.bin)
     counts = {int(b): int(c) for b, c in session.execute(q).all()}
     return [
         HistogramBin(low=i * BIN_WIDTH, high=(i + 1) * BIN_WIDTH, accounts=counts.get(i, 0))
