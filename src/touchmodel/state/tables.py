@@ -84,6 +84,8 @@ class Snapshot(Base):
     """An account's decision on one as-of date: the history of tiers, levels and health."""
 
     __tablename__ = "account_snapshots"
+    # The dashboard and the API read one date across all accounts (the latest run).
+    __table_args__ = (Index("ix_account_snapshots_as_of", "as_of"),)
 
     account_id: Mapped[str] = mapped_column(ID, primary_key=True)
     as_of: Mapped[dt.date] = mapped_column(Date, primary_key=True)
