@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from touchmodel.server.auth import ApiUser, DbSession, require_admin
+from touchmodel.server.auth import ApiUser, DbSession, get_store, require_admin
 from touchmodel.server.errors import ApiError
 from touchmodel.views import model as model_view
 from touchmodel.views import planning, queue
@@ -49,6 +50,16 @@ def view_errors() -> Iterator[None]:
         raise ApiError(409, str(exc)) from None
     except queue.Invalid as exc:
         raise ApiError(422, str(exc), details=[{"field": exc.field, "reason": str(exc)}]) from None
+
+
+def changing(request: Request) -> AbstractContextManager[Session]:
+    """A transaction for a change, committed before the route answers.
+
+    ``DbSession`` commits when its dependency exits, which FastAPI runs after
+    the response is sent: a client could read its own change before it is
+    committed, and a failed commit would follow a 200. Changes commit here.
+    """
+    return get_store(request).transaction()
 
 
 # ---------------------------------------------------------------- models
@@ -337,9 +348,9 @@ def get_work_item(item_id: int, user: ApiUser, session: DbSession) -> Any:
         409: {"description": "The item is closed"},
     },
 )
-def snooze_work_item(item_id: int, body: SnoozeIn, user: ApiUser, session: DbSession) -> Any:
+def snooze_work_item(item_id: int, body: SnoozeIn, request: Request, user: ApiUser) -> Any:
     """Its trigger stops firing for the account until then; the history names the caller."""
-    with view_errors():
+    with view_errors(), changing(request) as session:
         return queue.snooze_item(
             session,
             item_id,
@@ -362,9 +373,9 @@ def snooze_work_item(item_id: int, body: SnoozeIn, user: ApiUser, session: DbSes
         409: {"description": "Already closed"},
     },
 )
-def close_work_item(item_id: int, body: CloseIn, user: ApiUser, session: DbSession) -> Any:
+def close_work_item(item_id: int, body: CloseIn, request: Request, user: ApiUser) -> Any:
     """The trigger's cooldown starts today; the history names the caller."""
-    with view_errors():
+    with view_errors(), changing(request) as session:
         return queue.close_item(
             session,
             item_id,

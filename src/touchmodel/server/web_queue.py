@@ -16,8 +16,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from touchmodel.access.keys import Principal
 from touchmodel.errors import TouchmodelError
-from touchmodel.server.api_work import view_errors
-from touchmodel.server.auth import Csrf, DbSession, WebUser, require_admin
+from touchmodel.server.api_work import changing, view_errors
+from touchmodel.server.auth import Csrf, DbSession, WebUser, get_store, require_admin
 from touchmodel.server.errors import ApiError
 from touchmodel.server.pages import render
 from touchmodel.views import model as model_view
@@ -108,13 +108,18 @@ def _row(
     )
 
 
-def _act(
-    request: Request, user: Principal, session: DbSession, item_id: int, action: str, **kw: Any
-) -> Response:
+def _current_row(request: Request, user: Principal, item_id: int, error: str) -> Response:
+    """The row as it stands, with the error that stopped the action."""
+    with view_errors(), get_store(request).transaction() as session:
+        current = queue.work_item(session, item_id, book_of(user))
+    return _row(request, user, current, error)
+
+
+def _act(request: Request, user: Principal, item_id: int, action: str, **kw: Any) -> Response:
     """Snooze or close, then the row (htmx) or back to the queue (plain form)."""
     csm = book_of(user)
     try:
-        with view_errors():
+        with view_errors(), changing(request) as session:
             if action == "snooze":
                 record = queue.snooze_item(session, item_id, csm, **kw)
             else:
@@ -122,13 +127,11 @@ def _act(
     except ApiError as exc:
         if not _is_htmx(request) or exc.status in (403, 404):
             raise
-        with view_errors():
-            current = queue.work_item(session, item_id, csm)
-        return _row(request, user, current, exc.message)
+        return _current_row(request, user, item_id, exc.message)
     except TouchmodelError as exc:  # a rule of the core (e.g. not created yet on that day)
         if not _is_htmx(request):
             raise ApiError(400, str(exc)) from None
-        return _row(request, user, queue.work_item(session, item_id, csm), str(exc))
+        return _current_row(request, user, item_id, str(exc))
     if not _is_htmx(request):
         return RedirectResponse("/queue", status_code=303)
     return _row(request, user, record)
@@ -139,7 +142,6 @@ def snooze_form(
     request: Request,
     item_id: int,
     user: WebUser,
-    session: DbSession,
     until: Annotated[str, Form(max_length=40)] = "",
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
@@ -150,13 +152,10 @@ def snooze_form(
         message = f"until: {until!r} -- expected a date like 2026-12-01"
         if not _is_htmx(request):
             raise ApiError(422, message) from None
-        with view_errors():
-            current = queue.work_item(session, item_id, book_of(user))
-        return _row(request, user, current, message)
+        return _current_row(request, user, item_id, message)
     return _act(
         request,
         user,
-        session,
         item_id,
         "snooze",
         until=until_date,
@@ -171,12 +170,11 @@ def close_form(
     request: Request,
     item_id: int,
     user: WebUser,
-    session: DbSession,
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """The Close form of a queue row."""
     return _act(
-        request, user, session, item_id, "close", reason=reason, actor=user.actor,
+        request, user, item_id, "close", reason=reason, actor=user.actor,
         today=dt.date.today(),
     )  # fmt: skip
 
