@@ -647,3 +647,19 @@ def test_any_model_text_is_a_result(shared: tuple[ServedWorkspace, LiveServer], 
     assert r.status_code == 200
     body = r.json()
     assert body["valid"] is False and body["problems"]
+
+
+def test_plan_falls_back_to_the_state_snapshots(built: ServedWorkspace, tmp_path: Path) -> None:
+    copy = copy_workspace(built, tmp_path / "ws")
+    with live_server(copy.ws) as server, client(server, copy.admin_token) as c:
+        from_files = c.get("/api/plan").json()
+        (copy.ws.out_dir("2026-11-01") / "signals.parquet").unlink()
+        from_state = c.get("/api/plan").json()
+    assert from_files["source"] == "decision files"
+    assert from_state["source"] == "state snapshots" and "is gone" in from_state["source_note"]
+    # Same accounts and tiers either way; only strategic flags and employees are missing.
+    today_files, today_state = from_files["plans"][0], from_state["plans"][0]
+    assert today_state["accounts"] == today_files["accounts"]
+    assert [t["accounts"] for t in today_state["tiers"]] == [
+        t["accounts"] for t in today_files["tiers"]
+    ]
