@@ -43,7 +43,10 @@ def db_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-DbSession = Annotated[Session, Depends(db_session)]
+# scope="function": the transaction commits before the response is sent, so a
+# client never reads back a change that is not stored yet (nor gets a 200 for one
+# whose commit failed). The default ("request") would commit after sending.
+DbSession = Annotated[Session, Depends(db_session, scope="function")]
 
 
 def _bearer(request: Request) -> str | None:
