@@ -215,9 +215,14 @@ def test_bad_bodies_are_400_in_the_one_shape(served: tuple[ServedWorkspace, Live
     assert_error(httpx.post(url, content=b"{}", headers={**auth, "Content-Encoding": "br"}), 415)
     assert_error(httpx.post(url, content=b"", headers=auth), 400)
     assert_error(httpx.post(url, json=[1, 2], headers=auth), 400)
+    lone = b'{"batch": [{"type": "track", "event": "\\udc00", "userId": "u"}]}'
+    e = assert_error(httpx.post(url, content=lone, headers=auth), 400)
+    assert "surrogate" in e["message"]
+    pair = b'{"batch": [{"type": "track", "event": "\\ud83d\\ude00", "userId": "u"}]}'
+    assert httpx.post(url, content=pair, headers=auth).status_code == 200
     e = assert_error(httpx.post(url, json={"batch": "x"}, headers=auth), 400)
     assert e["details"][0]["field"] == "batch"
-    assert stored(ws) == []
+    assert [r.event for r in stored(ws)] == ["\U0001f600"]  # only the valid pair
 
 
 def test_every_problem_of_a_batch_is_listed_with_its_path_and_nothing_is_stored(

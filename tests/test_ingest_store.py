@@ -159,6 +159,23 @@ def test_ingestion_over_http_on_postgresql(tmp_path: Path, state_url: str) -> No
         for _ in range(2):
             r = httpx.post(server.url + "/v1/batch", json=batch(30), headers=auth)
             assert r.status_code == 200, r.text
+        # Text PostgreSQL cannot store is a 400, not a database error.
+        for raw in (
+            b'{"batch": [{"type": "track", "event": "a\\u0000b", "userId": "u"}]}',
+            b'{"batch": [{"type": "track", "event": "e", "userId": "u",'
+            b' "context": {"groupId": "x\\u0000"}}]}',
+            b'{"batch": [{"type": "track", "event": "\\ud800", "userId": "u"}]}',
+        ):
+            r = httpx.post(server.url + "/v1/batch", content=raw, headers=auth)
+            assert r.status_code == 400, r.text
+        # NUL inside properties is fine in the JSON payload column.
+        r = httpx.post(
+            server.url + "/v1/batch",
+            content=b'{"batch": [{"type": "track", "event": "e", "userId": "u", "messageId":'
+            b' "nul", "properties": {"a": "x\\u0000y"}}]}',
+            headers=auth,
+        )
+        assert r.status_code == 200, r.text
         r = httpx.get(
             server.url + "/api/accounts/NOPE/events",
             headers={"Authorization": f"Bearer {ws.admin_token}"},
@@ -166,6 +183,6 @@ def test_ingestion_over_http_on_postgresql(tmp_path: Path, state_url: str) -> No
         assert r.status_code == 404
     store = Store(ws.ws.state_url)
     try:
-        assert count(store) == 30
+        assert count(store) == 31
     finally:
         store.close()

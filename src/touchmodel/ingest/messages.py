@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,9 @@ MAX_BATCH_BYTES = 500 * 1024
 MAX_ID_CHARS = 200  # the width of the id columns in ingested_messages
 
 TYPES = ("track", "identify", "group", "page", "screen", "alias")
+# A JSON escape of a UTF-16 surrogate: valid JSON, but a lone one is no text a
+# database can store, so such bodies get the full check below.
+_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 
 
 class IngestError(Exception):
@@ -83,9 +87,17 @@ def decode_body(raw: bytes, content_encoding: str | None, limit: int) -> Any:
     if not data.strip():
         raise IngestError(400, "body: empty; expected a JSON object")
     try:
-        return json.loads(data)
+        body = json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise IngestError(400, f"body: not valid JSON ({exc})") from None
+    if _SURROGATE_ESCAPE.search(data):
+        try:
+            json.dumps(body, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise IngestError(
+                400, "body: holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), not text"
+            ) from None
+    return body
 
 
 def _id(value: Any) -> str | None:
@@ -191,6 +203,10 @@ def validate_message(
             bad(key, f"found {value!r}; expected a string or a number")
         elif value is not None and len(str(value)) > MAX_ID_CHARS:
             bad(key, f"longer than {MAX_ID_CHARS} characters")
+    for key in ("userId", "anonymousId", "groupId", "messageId", "event", "name"):
+        # Stored in text columns, which PostgreSQL refuses NUL characters in.
+        if isinstance(message.get(key), str) and "\x00" in message[key]:
+            bad(key, "holds a NUL character")
     user_id = _id(message.get("userId")) or None
     anonymous_id = _id(message.get("anonymousId")) or None
     if user_id is None and anonymous_id is None:
@@ -226,6 +242,8 @@ def validate_message(
     group_id = group_of(message)
     if group_id is not None and len(group_id) > MAX_ID_CHARS:
         bad("groupId", f"longer than {MAX_ID_CHARS} characters")
+    elif group_id is not None and "\x00" in group_id:
+        bad("context.groupId", "holds a NUL character")
     raw_id = message.get("messageId")
     if raw_id is not None and (_id(raw_id) is None or not str(raw_id).strip()):
         bad("messageId", f"found {raw_id!r}; expected a non-empty string")
