@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_ingest.py --seconds 20 --connections 4 --batch 100
 
-1. Makes a temp workspace (SQLite state store, or ``--state-url``) and a write key.
+1. Makes a temp workspace (SQLite state store, or a fresh database on ``--postgres``)
+   and a write key.
 2. Starts ``touchmodel serve --no-scheduler`` in a subprocess (real uvicorn, loopback).
 3. Starts a second process, the sender, that posts batches of ``--batch`` Segment
    track messages (unique messageIds, Basic auth, what the Segment client sends)
@@ -157,7 +158,9 @@ def stored_count(state_url: str, key_id: int) -> int:
         store.close()
 
 
-def direct_baseline(root: Path, events: int, batch: int, threads: int) -> float:
+def direct_baseline(
+    root: Path, events: int, batch: int, threads: int, state_url: str | None
+) -> float:
     """Seconds to validate and insert ``events`` messages straight into a fresh store.
 
     ``threads`` writers, as many as the sender's connections, so the ratio is
@@ -170,7 +173,7 @@ def direct_baseline(root: Path, events: int, batch: int, threads: int) -> float:
     from touchmodel.state.tables import utcnow
     from touchmodel.workspace import init_workspace
 
-    ws = init_workspace(root)
+    ws = init_workspace(root, state=state_url)
     store = Store(ws.state_url)
     try:
         key = create_key(store, "write", label="baseline")
@@ -213,7 +216,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--batch", type=int, default=100)
-    parser.add_argument("--state-url", default=None, help="default: SQLite in the workspace")
+    parser.add_argument(
+        "--postgres",
+        default=None,
+        metavar="ADMIN_URL",
+        help="a PostgreSQL server URL: the state store goes into a fresh database there "
+        "(dropped at the end); default: SQLite in the workspace",
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--sender", nargs=2, metavar=("URL", "KEY"), help=argparse.SUPPRESS)
     parser.add_argument("--run", default="bench", help=argparse.SUPPRESS)
@@ -221,14 +230,55 @@ def main() -> None:
     if args.sender:
         sender(args.sender[0], args.sender[1], args.seconds, args.connections, args.batch, args.run)
         return
+    databases = (
+        [fresh_postgres(args.postgres, f"tm_bench_{p}_{os.getpid()}") for p in ("http", "direct")]
+        if args.postgres
+        else [None, None]
+    )
+    try:
+        result = measure(args, databases)
+    finally:
+        for url in databases:
+            if url is not None:
+                drop_postgres(args.postgres, url)
+    sys.exit(0 if result["no_loss_no_duplicates"] else 1)
 
+
+def fresh_postgres(admin_url: str, name: str) -> str:
+    """A new empty database on the server of ``admin_url``; its URL."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(admin_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres(admin_url: str, db_url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = make_url(db_url).database
+    url = make_url(admin_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def measure(args: argparse.Namespace, databases: list[str | None]) -> dict[str, Any]:
+    """Serve, send, count, baseline; prints the report and returns its numbers."""
     from touchmodel.access.keys import create_key
     from touchmodel.state.db import Store
     from touchmodel.workspace import init_workspace
 
     with tempfile.TemporaryDirectory(prefix="tm-bench-ingest-") as tmp:
         root = Path(tmp) / "ws"
-        ws = init_workspace(root, state=args.state_url)
+        ws = init_workspace(root, state=databases[0])
         store = Store(ws.state_url)
         try:
             key = create_key(store, "write", label="bench")
@@ -257,7 +307,7 @@ def main() -> None:
         sent = json.loads(out.stdout.strip().splitlines()[-1])
         stored = stored_count(ws.state_url, key.id)
         direct_seconds = direct_baseline(
-            Path(tmp) / "direct", sent["sent_events"], args.batch, args.connections
+            Path(tmp) / "direct", sent["sent_events"], args.batch, args.connections, databases[1]
         )
 
     lat = sent["latencies"]
@@ -267,7 +317,7 @@ def main() -> None:
     result = {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
-        "state": "postgresql" if args.state_url else "sqlite",
+        "state": "postgresql" if args.postgres else "sqlite",
         "seconds": round(sent["seconds"], 2),
         "connections": args.connections,
         "batch": args.batch,
@@ -297,7 +347,7 @@ def main() -> None:
         print("  failures: " + "; ".join(sent["failures"]))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
-    sys.exit(0 if ok else 1)
+    return result
 
 
 if __name__ == "__main__":
