@@ -200,4 +200,6 @@ def test_touchmodel_run_says_how_many_ingested_events_it_used(
         cli, ["run", "--as-of", NEXT.isoformat(), "--workspace", str(ws.ws.root)]
     )
     assert result.exit_code == 0, result.output
-    assert "Ingested events (/v1): 3 used of 4 up to 2026-11-08" in result.output
+    out = " ".join(result.output.split())
+    assert "Ingested events (/v1): 3 of 4 used (stamped on or before 2026-11-08)" in out
+    assert "account traits from 0 group calls" in out

@@ -86,10 +86,10 @@ def render_summary(console: Console, summary: RunSummary, result: RunResult) -> 
         read = events.get("rows_read", 0)
         used = read - events.get("rejected", 0)
         groups = result.rejects.get("ingested_groups", {})
+        calls = groups.get("rows_read", 0) - groups.get("rejected", 0)
         console.print(
-            f"Ingested events (/v1): {used:,} used of {read:,} up to {result.as_of}; "
-            f"account traits from {groups.get('rows_read', 0) - groups.get('rejected', 0):,} "
-            "group calls"
+            f"Ingested events (/v1): {used:,} of {read:,} used (stamped on or before "
+            f"{result.as_of}); account traits from {calls:,} group call{'s' * (calls != 1)}"
         )
     rejected = {
         t: v for t, v in result.rejects.items() if v.get("rejected") or v.get("values_nulled")

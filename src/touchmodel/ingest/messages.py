@@ -130,6 +130,15 @@ def parse_time(value: Any) -> dt.datetime | None:
         return None
 
 
+def _shown(value: Any) -> str:
+    """A value as JSON (what the sender wrote), cut short for messages."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _size(message: Any) -> int:
     return len(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode())
 
@@ -195,12 +204,12 @@ def validate_message(
         message = {**message, "context": context}
     kind = message.get("type")
     if kind not in TYPES:
-        bad("type", f"found {kind!r}; expected one of {', '.join(TYPES)}")
+        bad("type", f"found {_shown(kind)}; expected one of {', '.join(TYPES)}")
         return None, problems
     for key in ("userId", "anonymousId", "groupId", "previousId"):
         value = message.get(key)
         if value is not None and _id(value) is None:
-            bad(key, f"found {value!r}; expected a string or a number")
+            bad(key, f"found {_shown(value)}; expected a string or a number")
         elif value is not None and len(str(value)) > MAX_ID_CHARS:
             bad(key, f"longer than {MAX_ID_CHARS} characters")
     for key in ("userId", "anonymousId", "groupId", "messageId", "event", "name"):
@@ -215,13 +224,16 @@ def validate_message(
     if kind == "track":
         name = message.get("event")
         if not isinstance(name, str) or not name.strip():
-            bad("event", f"found {name!r}; a track call needs the event name (a non-empty string)")
+            bad(
+                "event",
+                f"found {_shown(name)}; a track call needs the event name (a non-empty string)",
+            )
         else:
             event = name
     elif kind in ("page", "screen"):
         name = message.get("name")
         if name is not None and not isinstance(name, str):
-            bad("name", f"found {name!r}; expected a string")
+            bad("name", f"found {_shown(name)}; expected a string")
         event = name if isinstance(name, str) and name else None
     elif kind == "group" and not _id(message.get("groupId")):
         bad("groupId", "a group call needs the groupId of the account")
@@ -233,7 +245,7 @@ def validate_message(
     timestamp = received_at
     for key in ("timestamp", "originalTimestamp", "sentAt"):
         if message.get(key) is not None and parse_time(message[key]) is None:
-            bad(key, f"found {message[key]!r}; expected an ISO 8601 timestamp")
+            bad(key, f"found {_shown(message[key])}; expected an ISO 8601 timestamp")
     for key in ("timestamp", "originalTimestamp"):
         parsed = parse_time(message.get(key))
         if parsed is not None:
@@ -246,7 +258,7 @@ def validate_message(
         bad("context.groupId", "holds a NUL character")
     raw_id = message.get("messageId")
     if raw_id is not None and (_id(raw_id) is None or not str(raw_id).strip()):
-        bad("messageId", f"found {raw_id!r}; expected a non-empty string")
+        bad("messageId", f"found {_shown(raw_id)}; expected a non-empty string")
     elif raw_id is not None and len(str(raw_id)) > MAX_ID_CHARS:
         bad("messageId", f"longer than {MAX_ID_CHARS} characters")
     if problems:

@@ -126,6 +126,7 @@ def load_folder(
     rejected_account_ids: ir.Column | None = None
     # Reports of ingested input, added right after the table they belong to.
     later_reports: list[TableRejects] = []
+    later_counts: dict[str, int] = {}
 
     for name, spec in TABLES.items():
         tmap = mapping.table(name)
@@ -182,7 +183,7 @@ def load_folder(
                     con, clean, ingested.groups, token, as_of, rejected_account_ids
                 )
                 account_ids = clean.account_id
-                counts[INGESTED_GROUPS] = traits_rej.rows_read
+                later_counts[INGESTED_GROUPS] = traits_rej.rows_read
                 later_reports.append(traits_rej)
         if extra_usage:
             assert ingested is not None
@@ -191,12 +192,14 @@ def load_folder(
                 con, spec, ingested.usage, token, as_of, account_ids, rejected_account_ids
             )
             clean = _union_by_name(clean, extra)
-            counts[INGESTED_EVENTS] = extra_rej.rows_read
+            later_counts[INGESTED_EVENTS] = extra_rej.rows_read
             files[INGESTED_EVENTS] = extra_rej.source
             later_reports.append(extra_rej)
         tables[name] = clean
         absent[name] = [o.name for o in plan.outputs if not o.provided and o.default is None]
         counts[name] = rows_read
+        counts.update(later_counts)
+        later_counts.clear()
         files[name] = found.label
         report.add(
             TableRejects(
