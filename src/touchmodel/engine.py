@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis
 import ibis.expr.types as ir
@@ -32,6 +32,9 @@ from touchmodel.decide.decisions import (
 from touchmodel.model.loader import load_model, model_hash
 from touchmodel.model.schema import TouchModel
 from touchmodel.signals.build import build_signals
+
+if TYPE_CHECKING:
+    from touchmodel.ingest.feed import IngestedInput
 
 Progress = Callable[[str], None]
 
@@ -132,6 +135,7 @@ class Engine:
         max_reject_rate: float | None = None,
         progress: Progress | None = None,
         on_loaded: Callable[[Mapping[str, ir.Table]], None] | None = None,
+        ingested: IngestedInput | None = None,
     ) -> RunResult:
         """Load a data folder, decide, and (with ``out``) write the decision files.
 
@@ -139,6 +143,7 @@ class Engine:
         run that fails on too many rejects still leaves the evidence behind.
         ``on_loaded`` sees the loaded tables before that check (a caller's own
         sanity check, e.g. a partial export, explains more than a reject rate).
+        ``ingested``: events and group traits sent to ``/v1`` (see load_folder).
         """
         from touchmodel.sources.loader import load_folder
         from touchmodel.sources.mapping import load_mapping
@@ -148,7 +153,9 @@ class Engine:
         mapping_obj = load_mapping(mapping) if mapping is not None else None
         con = self.connect()
         step("loading data")
-        loaded = load_folder(con, Path(data), mapping=mapping_obj, as_of=as_of, progress=step)
+        loaded = load_folder(
+            con, Path(data), mapping=mapping_obj, as_of=as_of, progress=step, ingested=ingested
+        )
         files: dict[str, Path] = {}
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)

@@ -81,6 +81,16 @@ def render_summary(console: Console, summary: RunSummary, result: RunResult) -> 
         console.print(f"Accounts not customers on {result.as_of} (no decision): {', '.join(parts)}")
     if result.missing_tables:
         console.print(f"Tables not provided: {', '.join(result.missing_tables)}")
+    if "ingested_events" in result.counts or "ingested_groups" in result.counts:
+        events = result.rejects.get("ingested_events", {})
+        read = events.get("rows_read", 0)
+        used = read - events.get("rejected", 0)
+        groups = result.rejects.get("ingested_groups", {})
+        calls = groups.get("rows_read", 0) - groups.get("rejected", 0)
+        console.print(
+            f"Ingested events (/v1): {used:,} of {read:,} used (stamped on or before "
+            f"{result.as_of}); account traits from {calls:,} group call{'s' * (calls != 1)}"
+        )
     rejected = {
         t: v for t, v in result.rejects.items() if v.get("rejected") or v.get("values_nulled")
     }

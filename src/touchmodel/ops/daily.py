@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from touchmodel.decide.decisions import SEP
 from touchmodel.engine import Engine, RunResult, run_record
 from touchmodel.errors import TouchmodelError
+from touchmodel.ingest.feed import ingest_warnings, ingested_input
 from touchmodel.model.schema import TouchModel
 from touchmodel.ops.assignments import release_gone, write_assignments
 from touchmodel.ops.books import BookPlan, MigrationTask, assign_books
@@ -148,6 +149,8 @@ def run_day(
     try:
         run_id = _start_run(store, engine, as_of, folder)
         try:
+            step("reading ingested events")
+            ingested = ingested_input(store, as_of)
             result = engine.run(
                 folder,
                 as_of=as_of,
@@ -158,8 +161,10 @@ def run_day(
                 on_loaded=lambda tables: _check_missing_accounts(
                     store, tables, as_of, allow=allow_missing_accounts
                 ),
+                ingested=None if ingested.empty else ingested,
             )
-            day = _record(ws, store, engine, result, run_id, step, started)
+            notes = ingest_warnings(ingested, result.rejects)
+            day = _record(ws, store, engine, result, run_id, step, started, notes)
         except Exception as exc:
             _fail_run(store, run_id, exc, started)
             raise
@@ -283,6 +288,7 @@ def _record(
     run_id: int,
     step: Progress,
     started: float,
+    notes: Sequence[str] = (),
 ) -> DayResult:
     as_of = result.as_of
     model = engine.model
@@ -384,8 +390,10 @@ def _record(
         run_row.finished_at = utcnow()
         run_row.seconds = round(time.perf_counter() - started, 3)
         run_row.changes = totals
-        run_row.warnings = list(books.warnings)
-    return DayResult(run_id=run_id, result=result, changes=totals, warnings=list(books.warnings))
+        run_row.warnings = [*books.warnings, *notes]
+    return DayResult(
+        run_id=run_id, result=result, changes=totals, warnings=[*books.warnings, *notes]
+    )
 
 
 def _plan_books(

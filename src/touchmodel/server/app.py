@@ -106,6 +106,7 @@ def create_app(ws: Workspace, *, store: Store | None = None) -> FastAPI:
     app.include_router(api_accounts.router)
     app.include_router(api_work.router)
     app.include_router(ingest.router)
+    app.include_router(ingest.events_router)
     app.include_router(web.router)
     # web_portfolio: portfolio, accounts, account page; web_queue: queue, capacity, model pages.
     app.include_router(web_portfolio.router)

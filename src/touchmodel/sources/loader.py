@@ -36,22 +36,35 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from touchmodel.errors import DataError
 from touchmodel.sources._discovery import discover_table
 from touchmodel.sources._outputs import clean_table, report_rows
-from touchmodel.sources._reading import read_source
+from touchmodel.sources._reading import FILE_COL, ROW_COL, SourceTable, read_source
 from touchmodel.sources._row_rules import TablePlan, plan_table
-from touchmodel.sources.contract import TABLES
-from touchmodel.sources.mapping import Mapping, mapping_error, mapping_problems
+from touchmodel.sources.contract import TABLES, Column, TableSpec
+from touchmodel.sources.mapping import Mapping, TableMapping, mapping_error, mapping_problems
 from touchmodel.sources.rejects import NULLED, RejectReport, TableRejects
 
+if TYPE_CHECKING:
+    from touchmodel.ingest.feed import IngestedInput
+
 Progress = Callable[[str], None]
+
+# How ingested messages appear in counts and in the rejected-rows report
+# (as the table and as its "file"; the report's row is the message's id).
+INGESTED_EVENTS = "ingested_events"
+INGESTED_GROUPS = "ingested_groups"
+USAGE_LABEL = "ingested (/v1)"
+GROUPS_LABEL = "ingested (/v1 group)"
+MESSAGE_ID_COL = "__tm_message"
 
 
 @dataclass
@@ -75,6 +88,7 @@ def load_folder(
     mapping: Mapping | None,
     as_of: dt.date,
     progress: Progress | None = None,
+    ingested: IngestedInput | None = None,
 ) -> LoadedData:
     """Find, read, map, type and validate every contract table in ``folder``.
 
@@ -82,6 +96,13 @@ def load_folder(
     that are absent, the rejected-rows report and the rows read per table.
     Raises DataError if ``accounts`` or a required column is missing, and
     MappingFileError if the mapping names columns or files that do not exist.
+
+    ``ingested`` (messages sent to ``/v1``, see :mod:`touchmodel.ingest.feed`)
+    adds usage events to the folder's, checked by the same rules, and lets
+    the latest group call of an account override its contract columns. Their
+    problems are reported as ``ingested_events`` / ``ingested_groups`` and do
+    not count towards the reject-rate limit (the sender's data quality should
+    not stop the run over the user's files).
     """
     step = progress or (lambda _msg: None)
     folder = Path(folder)
@@ -103,10 +124,29 @@ def load_folder(
     absent: dict[str, list[str]] = {}
     account_ids: ir.Column | None = None
     rejected_account_ids: ir.Column | None = None
+    # Reports of ingested input, added right after the table they belong to.
+    later_reports: list[TableRejects] = []
+    later_counts: dict[str, int] = {}
 
     for name, spec in TABLES.items():
         tmap = mapping.table(name)
         found = discover_table(folder, name, tmap, mapping)
+        extra_usage = (
+            name == "usage_events" and ingested is not None and ingested.usage.num_rows > 0
+        )
+        if found is None and extra_usage:
+            assert ingested is not None
+            # Ingested events alone: no usage_events file is needed.
+            step(f"reading {name} from {USAGE_LABEL}")
+            clean, rej, absent_cols = _load_ingested(
+                con, spec, ingested.usage, token, as_of, account_ids, rejected_account_ids
+            )
+            tables[name] = clean
+            absent[name] = absent_cols
+            counts[INGESTED_EVENTS] = rej.rows_read
+            files[INGESTED_EVENTS] = rej.source
+            report.add(rej)
+            continue
         if found is None:
             if spec.required:
                 raise DataError(
@@ -137,9 +177,29 @@ def load_folder(
             account_ids = clean.account_id
             if row["__rejected"]:
                 rejected_account_ids = _rejected_ids(con, plan, token)
+            if ingested is not None and ingested.groups.num_rows:
+                step(f"applying account traits from {GROUPS_LABEL}")
+                clean, traits_rej = _apply_traits(
+                    con, clean, ingested.groups, token, as_of, rejected_account_ids
+                )
+                account_ids = clean.account_id
+                later_counts[INGESTED_GROUPS] = traits_rej.rows_read
+                later_reports.append(traits_rej)
+        if extra_usage:
+            assert ingested is not None
+            step(f"reading {name} from {USAGE_LABEL}")
+            extra, extra_rej, _ = _load_ingested(
+                con, spec, ingested.usage, token, as_of, account_ids, rejected_account_ids
+            )
+            clean = _union_by_name(clean, extra)
+            later_counts[INGESTED_EVENTS] = extra_rej.rows_read
+            files[INGESTED_EVENTS] = extra_rej.source
+            later_reports.append(extra_rej)
         tables[name] = clean
         absent[name] = [o.name for o in plan.outputs if not o.provided and o.default is None]
         counts[name] = rows_read
+        counts.update(later_counts)
+        later_counts.clear()
         files[name] = found.label
         report.add(
             TableRejects(
@@ -152,6 +212,9 @@ def load_folder(
                 parse_rows=src.parse_problems,
             )
         )
+        for extra_report in later_reports:
+            report.add(extra_report)
+        later_reports.clear()
         if rejected or sum(nulled.values()):
             step(
                 f"{name}: {rows_read:,} rows, {rejected:,} rejected, {sum(nulled.values()):,} values set to null"
@@ -213,3 +276,103 @@ def _rejected_ids(con: ibis.BaseBackend, plan: TablePlan, token: str) -> ir.Colu
         account_id=staged[f"__v{index}"].cast("string")
     )
     return con.create_table(f"__tm_rejected_accounts_{token}", ids, temp=True).account_id
+
+
+def _register(con: ibis.BaseBackend, data: pa.Table, label: str, view: str) -> SourceTable:
+    """Ingested rows as a source: text columns, the label as file, message id as row."""
+    columns = [c for c in data.column_names if c != MESSAGE_ID_COL]
+    table = data.select(columns).append_column(
+        FILE_COL, pa.array([label] * data.num_rows, pa.string())
+    )
+    table = table.append_column(ROW_COL, data[MESSAGE_ID_COL].cast(pa.int64()))
+    con.con.register(view, table)  # type: ignore[attr-defined]
+    return SourceTable(con.table(view), columns, label)
+
+
+def _checked(
+    con: ibis.BaseBackend,
+    report_name: str,
+    spec: TableSpec,
+    src: SourceTable,
+    as_of: dt.date,
+    account_ids: ir.Column | None,
+    rejected_account_ids: ir.Column | None,
+) -> tuple[ir.Table, TableRejects, list[str]]:
+    """One ingested source through the loader's own checks: clean table and its report."""
+    plan = plan_table(
+        src, spec, TableMapping(), Mapping(), as_of, account_ids, rejected_account_ids
+    )
+    row = count_checks(plan)
+    hits = [c for c in plan.checks if row[c.flag]]
+    nulled = {c.flag: int(row[c.flag]) for c in plan.checks if c.action == NULLED}
+    clean = clean_table(plan, nulled, int(row["__rejected"]))
+    rejects = TableRejects(
+        table=report_name,
+        source=src.label,
+        rows_read=int(row["__rows"]),
+        rejected=int(row["__rejected"]),
+        values_nulled=sum(nulled.values()),
+        rows=report_rows(plan, hits),
+        counts_towards_rate=False,
+    )
+    absent = [o.name for o in plan.outputs if not o.provided and o.default is None]
+    return clean, rejects, absent
+
+
+def _load_ingested(
+    con: ibis.BaseBackend,
+    spec: TableSpec,
+    usage: pa.Table,
+    token: str,
+    as_of: dt.date,
+    account_ids: ir.Column | None,
+    rejected_account_ids: ir.Column | None,
+) -> tuple[ir.Table, TableRejects, list[str]]:
+    """Ingested usage events, typed and checked like a usage_events file."""
+    src = _register(con, usage, USAGE_LABEL, f"__tm_ingested_usage_{token}")
+    return _checked(con, INGESTED_EVENTS, spec, src, as_of, account_ids, rejected_account_ids)
+
+
+def _union_by_name(first: ir.Table, second: ir.Table) -> ir.Table:
+    """``first`` and ``second`` stacked; columns only one side has are null on the other."""
+    schema = first.schema()
+    cols = {
+        name: (second[name].cast(dtype) if name in second.columns else ibis.null().cast(dtype))
+        for name, dtype in schema.items()
+    }
+    return ibis.union(first, second.select(**cols), distinct=False)
+
+
+def _apply_traits(
+    con: ibis.BaseBackend,
+    accounts: ir.Table,
+    groups: pa.Table,
+    token: str,
+    as_of: dt.date,
+    rejected_account_ids: ir.Column | None,
+) -> tuple[ir.Table, TableRejects]:
+    """Accounts with each account's latest group traits over the file's values.
+
+    The traits are typed and checked with the accounts contract (a bad value
+    is reported and set to null, so the file's value stays); a group call
+    for an account the file does not have is reported, never invented.
+    """
+    names = [c for c in groups.column_names if c not in ("account_id", MESSAGE_ID_COL)]
+    base = TABLES["accounts"]
+    columns: list[Column] = [Column("account_id", "string", required=True)]
+    columns += [replace(c, required=False) for c in base.columns if c.name in names]
+    spec = TableSpec(name="accounts", columns=tuple(columns), references_accounts=True)
+    src = _register(con, groups, GROUPS_LABEL, f"__tm_ingested_groups_{token}")
+    traits, rejects, _ = _checked(
+        con, INGESTED_GROUPS, spec, src, as_of, accounts.account_id, rejected_account_ids
+    )
+    traits = traits.select("account_id", *names).rename({f"__trait_{n}": n for n in names})
+    joined = accounts.left_join(traits, accounts.account_id == traits.account_id)
+    cols: dict[str, ir.Value] = {}
+    for name, dtype in accounts.schema().items():
+        value = joined[name]
+        if name in names:
+            value = joined[f"__trait_{name}"].cast(dtype).coalesce(value)
+        cols[name] = value
+    merged = joined.select(**cols).order_by("account_id")
+    return con.create_table(f"__tm_accounts_traits_{token}", merged, temp=True), rejects

@@ -59,6 +59,9 @@ class TableRejects:
     rows: ir.Table | None = None
     # Problems found while reading (e.g. CSV lines with the wrong field count).
     parse_rows: pa.Table | None = None
+    # False for input the user's files do not hold (ingested events): reported,
+    # but not a reason to stop the run at the reject-rate limit.
+    counts_towards_rate: bool = True
 
 
 @dataclass
@@ -136,6 +139,8 @@ class RejectReport:
         """Raise DataError if any table rejected more than ``max_reject_rate`` of its rows."""
         over = []
         for t in self.tables.values():
+            if not t.counts_towards_rate:
+                continue
             if t.rows_read and t.rejected / t.rows_read > max_reject_rate:
                 over.append(
                     f"{t.table}: {t.rejected:,} of {t.rows_read:,} rows rejected "

@@ -1,0 +1,1 @@
+"""Segment-compatible event ingestion: parse and validate, store durably, feed the run."""
