@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
@@ -150,9 +149,7 @@ def test_any_json_is_either_messages_or_an_ingest_error(body: Any, single: str |
         assert 0 < len(m.message_id) <= 200
 
 
-def test_ingestion_over_http_on_postgresql(tmp_path: Path, state_url: str) -> None:
-    if state_url.startswith("sqlite"):
-        pytest.skip("the SQLite server is covered by test_ingest_api.py")
+def test_ingestion_over_http_on_either_database(tmp_path: Path, state_url: str) -> None:
     ws = build_workspace(tmp_path / "ws", accounts=40, state_url=state_url)
     auth = {"Authorization": "Basic " + base64.b64encode(f"{ws.write_key}:".encode()).decode()}
     with live_server(ws.ws) as server:
