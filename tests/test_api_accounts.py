@@ -459,7 +459,8 @@ def test_dashboard_pages_need_a_session_and_respect_the_book(setup: Setup) -> No
 
 
 def test_openapi_documents_the_routes_and_their_models(setup: Setup) -> None:
-    spec = httpx.get(setup.server.url + "/api/openapi.json").json()
+    assert httpx.get(setup.server.url + "/api/openapi.json").status_code == 401
+    spec = setup.get("/api/openapi.json", setup.built.admin_token).json()
     paths = spec["paths"]
     for route in (
         "/api/portfolio",

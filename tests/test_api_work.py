@@ -573,8 +573,10 @@ def test_model_check_refuses_an_alias_bomb_quickly(
 
 
 def test_openapi_documents_the_routes(served: tuple[ServedWorkspace, LiveServer]) -> None:
-    _ws, server = served
-    spec = httpx.get(server.url + "/api/openapi.json").json()
+    ws, server = served
+    assert httpx.get(server.url + "/api/openapi.json").status_code == 401
+    with client(server, ws.csm_token) as c:
+        spec = c.get("/api/openapi.json").json()
     paths = spec["paths"]
     expected = {
         "/api/work-items": ["get"],

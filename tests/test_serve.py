@@ -71,7 +71,8 @@ def test_serve_answers_health_and_api_then_stops_cleanly(tmp_path: Path) -> None
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
             assert time.monotonic() < deadline, "serve did not come up"
             time.sleep(0.1)
-        spec = httpx.get(url + "/api/openapi.json").json()
+        auth = {"Authorization": f"Bearer {token}"}
+        spec = httpx.get(url + "/api/openapi.json", headers=auth).json()
         assert spec["info"]["title"] == "touchmodel"
         assert httpx.get(url + "/login").status_code == 200
         # The dashboard's pinned front-end packages are served from npm's install.

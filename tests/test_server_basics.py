@@ -38,9 +38,13 @@ def test_health_needs_no_key(served: tuple[ServedWorkspace, LiveServer]) -> None
 
 
 def test_openapi_is_published(served: tuple[ServedWorkspace, LiveServer]) -> None:
-    _ws, server = served
-    spec = httpx.get(server.url + "/api/openapi.json").json()
+    ws, server = served
+    # Like every route but the health checks, the schema needs a key.
+    assert httpx.get(server.url + "/api/openapi.json").status_code == 401
+    auth = {"Authorization": f"Bearer {ws.admin_token}"}
+    spec = httpx.get(server.url + "/api/openapi.json", headers=auth).json()
     assert spec["info"]["title"] == "touchmodel"
+    assert httpx.get(server.url + "/api/docs", headers=auth).status_code == 404
 
 
 def test_unknown_api_path_is_a_404_in_the_one_shape(

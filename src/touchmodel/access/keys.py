@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from touchmodel.errors import TouchmodelError
 from touchmodel.state.db import Store
-from touchmodel.state.tables import ApiKey, utcnow
+from touchmodel.state.tables import ApiKey, WebSession, utcnow
 
 KeyKind = Literal["api", "write"]
 Role = Literal["admin", "csm"]
@@ -132,6 +132,46 @@ def principal_by_id(session: Session, key_id: int) -> Principal | None:
     if row is None or row.revoked_at is not None:
         return None
     return Principal(row.id, row.kind, row.role, row.csm, row.label)
+
+
+SESSION_HOURS = 12  # a dashboard sign-in lasts a working day
+
+
+def start_session(session: Session, key_id: int, *, now: dt.datetime | None = None) -> str:
+    """A new dashboard session for key ``key_id``; returns its id (for the signed cookie)."""
+    sid = secrets.token_urlsafe(32)
+    start = now or utcnow()
+    session.add(
+        WebSession(
+            id_hash=hash_key(sid),
+            key_id=key_id,
+            created_at=start,
+            expires_at=start + dt.timedelta(hours=SESSION_HOURS),
+        )
+    )
+    return sid
+
+
+def session_principal(
+    session: Session, sid: str, *, now: dt.datetime | None = None
+) -> Principal | None:
+    """The principal of a live dashboard session: not ended, not expired, key not revoked."""
+    row = session.get(WebSession, hash_key(sid))
+    if row is None or row.ended_at is not None:
+        return None
+    expires = row.expires_at
+    if expires.tzinfo is None:  # SQLite hands timestamps back naive (they are UTC)
+        expires = expires.replace(tzinfo=dt.UTC)
+    if expires <= (now or utcnow()):
+        return None
+    return principal_by_id(session, row.key_id)
+
+
+def end_session(session: Session, sid: str) -> None:
+    """Sign out: the session id is refused from now on, whoever holds a copy of it."""
+    row = session.get(WebSession, hash_key(sid))
+    if row is not None and row.ended_at is None:
+        row.ended_at = utcnow()
 
 
 def list_keys(store: Store) -> list[ApiKey]:

@@ -46,7 +46,7 @@ def serve(
     bind_host, bind_port = host or cfg.host, port or cfg.port
     console.print(
         f"touchmodel serving {ws.root} on http://{bind_host}:{bind_port}  "
-        f"(dashboard /, API /api/docs, ingestion /v1)"
+        f"(dashboard /, API /api, ingestion /v1)"
     )
     if timer is not None:
         when = cfg.run_at.strftime("%H:%M") if cfg.run_at else "never (serve.run_at is null)"

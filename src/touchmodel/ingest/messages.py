@@ -87,9 +87,16 @@ def decode_body(raw: bytes, content_encoding: str | None, limit: int) -> Any:
     if not data.strip():
         raise IngestError(400, "body: empty; expected a JSON object")
     try:
-        body = json.loads(data)
+        # NaN/Infinity are not JSON: PostgreSQL's json type refuses them (and SQLite
+        # would store null), so they are a client error here, not a 500 later.
+        body = json.loads(data, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         raise IngestError(400, f"body: not valid JSON ({exc})") from None
+    depth = _depth(body)
+    if depth > MAX_DEPTH:
+        raise IngestError(
+            400, f"body: nested {depth} levels deep; at most {MAX_DEPTH} levels are accepted"
+        )
     if _SURROGATE_ESCAPE.search(data):
         try:
             json.dumps(body, ensure_ascii=False).encode()
@@ -98,6 +105,33 @@ def decode_body(raw: bytes, content_encoding: str | None, limit: int) -> Any:
                 400, "body: holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), not text"
             ) from None
     return body
+
+
+# Deeper JSON is no event data anyone sends, and it breaks serializing the
+# message back out (GET /api/accounts/{id}/events) once stored.
+MAX_DEPTH = 32
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level + 1)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _id(value: Any) -> str | None:

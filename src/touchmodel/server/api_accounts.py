@@ -13,12 +13,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from touchmodel.server.auth import ApiUser, DbSession
 from touchmodel.server.errors import ApiError
+from touchmodel.server.params import NO_NUL, AccountIdPath, RowId
 from touchmodel.views import accounts as views
 from touchmodel.views.csv_export import to_csv
 from touchmodel.views.portfolio import portfolio as portfolio_view
@@ -405,11 +406,8 @@ def _check_account(session: DbSession, account_id: str, book: str | None) -> Non
         raise ApiError(403, f"account {account_id!r} is not in {book}'s book")
 
 
-# No NUL characters: PostgreSQL text cannot hold them, so they would fail in the database.
-TEXT = r"^[^\x00]*$"
-AccountId = Annotated[
-    str, Path(min_length=1, max_length=200, pattern=TEXT, examples=["ACC-000095"])
-]
+TEXT = NO_NUL
+AccountId = AccountIdPath
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size")]
 # Bounded: the database's integers are 64-bit, an overflow must be a 422, not a crash.
 Offset = Annotated[int, Query(ge=0, le=1_000_000_000, description="Rows to skip")]
@@ -568,9 +566,7 @@ def get_runs(
     response_model=RunDetailOut,
     responses={**ERRORS, **NOT_FOUND},
 )
-def get_run(
-    user: ApiUser, session: DbSession, run_id: Annotated[int, Path(ge=1, le=2**62)]
-) -> RunDetailOut:
+def get_run(user: ApiUser, session: DbSession, run_id: RowId) -> RunDetailOut:
     """A csm token sees only its own book's tier moves."""
     detail = run_detail(session, run_id, book=book_of(user))
     if detail is None:

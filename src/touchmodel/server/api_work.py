@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from touchmodel.server.auth import ApiUser, DbSession, get_store, require_admin
 from touchmodel.server.errors import ApiError
+from touchmodel.server.params import RowId, TextQuery
 from touchmodel.views import model as model_view
 from touchmodel.views import planning, queue
 from touchmodel.views.csv_export import to_csv
@@ -272,7 +273,7 @@ StatusQ = Annotated[
 ]
 LimitQ = Annotated[int, Query(ge=1, le=1000, description="Page size")]
 OffsetQ = Annotated[int, Query(ge=0, le=10_000_000)]
-Text = Annotated[str | None, Query(max_length=200)]
+Text = TextQuery
 
 
 @router.get(
@@ -331,7 +332,7 @@ def list_work_items(
     response_model=WorkItemDetail,
     responses={**ERRORS, 404: {"description": "No such work item"}},
 )
-def get_work_item(item_id: int, user: ApiUser, session: DbSession) -> Any:
+def get_work_item(item_id: RowId, user: ApiUser, session: DbSession) -> Any:
     """The item and every event of its life, oldest first."""
     with view_errors():
         return queue.work_item(session, item_id, book_of(user))
@@ -348,7 +349,7 @@ def get_work_item(item_id: int, user: ApiUser, session: DbSession) -> Any:
         409: {"description": "The item is closed"},
     },
 )
-def snooze_work_item(item_id: int, body: SnoozeIn, request: Request, user: ApiUser) -> Any:
+def snooze_work_item(item_id: RowId, body: SnoozeIn, request: Request, user: ApiUser) -> Any:
     """Its trigger stops firing for the account until then; the history names the caller."""
     with view_errors(), changing(request) as session:
         return queue.snooze_item(
@@ -373,7 +374,7 @@ def snooze_work_item(item_id: int, body: SnoozeIn, request: Request, user: ApiUs
         409: {"description": "Already closed"},
     },
 )
-def close_work_item(item_id: int, body: CloseIn, request: Request, user: ApiUser) -> Any:
+def close_work_item(item_id: RowId, body: CloseIn, request: Request, user: ApiUser) -> Any:
     """The trigger's cooldown starts today; the history names the caller."""
     with view_errors(), changing(request) as session:
         return queue.close_item(

@@ -12,8 +12,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from touchmodel import __version__
+from touchmodel.access.keys import SESSION_HOURS
 from touchmodel.server.assets import check_vendor, vendor_dir
-from touchmodel.server.auth import LoginRequired
+from touchmodel.server.auth import ApiUser, LoginRequired
 from touchmodel.server.errors import install_error_handlers
 from touchmodel.state.db import Store
 from touchmodel.workspace import Workspace
@@ -27,6 +28,14 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 )
+
+
+def add_security_headers(response: Response) -> None:
+    """The headers every response carries (also 500s, which bypass the middleware)."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Content-Security-Policy", CSP)
 
 
 def session_secret(ws: Workspace) -> str:
@@ -53,8 +62,10 @@ def create_app(ws: Workspace, *, store: Store | None = None) -> FastAPI:
             "/healthz needs a key: `Authorization: Bearer <api key>` for /api, a write key "
             "(HTTP Basic user, or `writeKey` in the body) for /v1."
         ),
-        openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        # The schema is served below, behind a key like every other route; no
+        # Swagger page (it loads scripts from a CDN, which the CSP rightly refuses).
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.ws = ws
@@ -65,15 +76,13 @@ def create_app(ws: Workspace, *, store: Store | None = None) -> FastAPI:
         session_cookie="touchmodel_session",
         same_site="strict",
         https_only=False,  # served on 127.0.0.1 by default; put TLS in front to expose it
+        max_age=SESSION_HOURS * 3600,  # the server-side session expires then too
     )
 
     @app.middleware("http")
     async def _security_headers(request: Request, call_next: Any) -> Response:
         response: Response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("Content-Security-Policy", CSP)
+        add_security_headers(response)
         return response
 
     install_error_handlers(app)
@@ -100,7 +109,17 @@ def create_app(ws: Workspace, *, store: Store | None = None) -> FastAPI:
             return JSONResponse({"status": "unavailable", "reason": str(exc)[:200]}, 503)
         return JSONResponse({"status": "ok"})
 
-    app.mount("/static/vendor", StaticFiles(directory=vendor), name="vendor")
+    @app.get("/api/openapi.json", tags=["meta"], summary="This API's OpenAPI document")
+    def openapi(_user: ApiUser) -> dict[str, Any]:
+        return app.openapi()
+
+    # Only the built files base.html loads, not the packages' sources and manifests.
+    for package in ("htmx.org", "chart.js"):
+        app.mount(
+            f"/static/vendor/{package}/dist",
+            StaticFiles(directory=vendor / package / "dist"),
+            name=f"vendor-{package}",
+        )
     app.mount("/static/app", StaticFiles(directory=STATIC), name="static")
     # api_accounts: accounts, decisions, runs; api_work: work items, touchpoints, plan, model.
     app.include_router(api_accounts.router)

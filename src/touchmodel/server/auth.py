@@ -21,11 +21,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from touchmodel.access.keys import Principal, authenticate, principal_by_id
+from touchmodel.access.keys import Principal, authenticate, session_principal
 from touchmodel.server.errors import ApiError
 from touchmodel.state.db import Store
 
-SESSION_KEY = "key_id"
+SESSION_KEY = "sid"  # the server-side session (web_sessions), never the key itself
 CSRF_KEY = "csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
@@ -80,11 +80,11 @@ class LoginRequired(Exception):
 
 def web_principal(request: Request) -> Principal:
     """The signed-in dashboard user, or :class:`LoginRequired`."""
-    key_id = request.session.get(SESSION_KEY)
-    if not isinstance(key_id, int):
+    sid = request.session.get(SESSION_KEY)
+    if not isinstance(sid, str):
         raise LoginRequired
     with get_store(request).transaction() as session:
-        principal = principal_by_id(session, key_id)
+        principal = session_principal(session, sid)
     if principal is None or principal.kind != "api":
         request.session.clear()
         raise LoginRequired
@@ -122,7 +122,12 @@ async def check_csrf(request: Request) -> None:
         form = await request.form()
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
-    if not isinstance(expected, str) or not sent or not hmac.compare_digest(expected, sent):
+    # Bytes: compare_digest refuses non-ASCII str, and a client's junk must be a 403.
+    if (
+        not isinstance(expected, str)
+        or not sent
+        or not hmac.compare_digest(expected.encode(), sent.encode("utf-8", "surrogatepass"))
+    ):
         raise ApiError(403, "CSRF token missing or wrong: reload the page and try again")
 
 

@@ -134,5 +134,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> Response:
         # A bug: logged with its traceback, answered without internals.
+        from touchmodel.server.app import add_security_headers
+
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _respond(request, 500, "internal error; the server log has the details")
+        response = _respond(request, 500, "internal error; the server log has the details")
+        add_security_headers(response)  # Starlette answers 500s outside the middleware
+        return response

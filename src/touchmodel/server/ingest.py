@@ -28,6 +28,7 @@ from touchmodel.ingest.messages import MAX_BATCH_BYTES, IngestError, decode_body
 from touchmodel.ingest.store import store_messages
 from touchmodel.server.auth import ApiUser, DbSession, get_store
 from touchmodel.server.errors import ApiError
+from touchmodel.server.params import AccountIdPath
 from touchmodel.state.tables import utcnow
 from touchmodel.views.events import MAX_LIMIT, BadCursor, account_events, account_known
 from touchmodel.views.scope import book_of, in_book
@@ -160,7 +161,7 @@ async def alias(request: Request) -> dict[str, Any]:
     "/accounts/{account_id}/events", summary="An account's ingested events, newest first"
 )
 def events(
-    account_id: str,
+    account_id: AccountIdPath,
     principal: ApiUser,
     session: DbSession,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from touchmodel.access.keys import authenticate
+from touchmodel.access.keys import authenticate, end_session, start_session
 from touchmodel.server.auth import SESSION_KEY, check_csrf, get_store
 from touchmodel.server.pages import render
 
@@ -24,7 +24,8 @@ def login_page(request: Request) -> Response:
 def login(request: Request, token: Annotated[str, Form()] = "") -> Response:
     with get_store(request).transaction() as session:
         principal = authenticate(session, token.strip(), kind="api")
-    if principal is None:
+        sid = start_session(session, principal.key_id) if principal is not None else None
+    if principal is None or sid is None:
         return render(
             request,
             "login.html",
@@ -32,11 +33,15 @@ def login(request: Request, token: Annotated[str, Form()] = "") -> Response:
             status=401,
         )
     request.session.clear()  # a new session (and CSRF token) on sign-in: no fixation
-    request.session[SESSION_KEY] = principal.key_id
+    request.session[SESSION_KEY] = sid
     return RedirectResponse("/", status_code=303)
 
 
 @router.post("/logout", dependencies=[Depends(check_csrf)])
 def logout(request: Request) -> Response:
+    sid = request.session.get(SESSION_KEY)
+    if isinstance(sid, str):
+        with get_store(request).transaction() as session:
+            end_session(session, sid)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from touchmodel.access.keys import Principal
 from touchmodel.errors import TouchmodelError
@@ -20,6 +21,7 @@ from touchmodel.server.api_work import changing, view_errors
 from touchmodel.server.auth import Csrf, DbSession, WebUser, get_store, require_admin
 from touchmodel.server.errors import ApiError
 from touchmodel.server.pages import render
+from touchmodel.server.params import RowId, TextQuery
 from touchmodel.views import model as model_view
 from touchmodel.views import planning, queue
 from touchmodel.views.csv_export import to_csv
@@ -48,7 +50,7 @@ def queue_page(
     request: Request,
     user: WebUser,
     session: DbSession,
-    owner: Annotated[str | None, Query(max_length=200)] = None,
+    owner: TextQuery = None,
 ) -> Response:
     """Today's work: open items of the signed-in CSM (an admin picks an owner)."""
     today = dt.date.today()
@@ -77,7 +79,7 @@ def queue_page(
 def queue_csv(
     user: WebUser,
     session: DbSession,
-    owner: Annotated[str | None, Query(max_length=200)] = None,
+    owner: TextQuery = None,
 ) -> Response:
     """The queue shown, as CSV (cells that look like formulas are neutralised)."""
     page = queue.work_items(
@@ -140,7 +142,7 @@ def _act(request: Request, user: Principal, item_id: int, action: str, **kw: Any
 @router.post("/queue/items/{item_id}/snooze", dependencies=[Csrf])
 def snooze_form(
     request: Request,
-    item_id: int,
+    item_id: RowId,
     user: WebUser,
     until: Annotated[str, Form(max_length=40)] = "",
     reason: Annotated[str, Form(max_length=2000)] = "",
@@ -168,7 +170,7 @@ def snooze_form(
 @router.post("/queue/items/{item_id}/close", dependencies=[Csrf])
 def close_form(
     request: Request,
-    item_id: int,
+    item_id: RowId,
     user: WebUser,
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
@@ -300,14 +302,16 @@ async def model_choice_post(request: Request, user: WebUser, session: DbSession)
             answers[name] = int(answers[name])
     from_data = form.get("from_data") == "1"
     context: dict[str, Any] = {"result": None, "error": None}
-    try:
+
+    def choose() -> Any:
         with view_errors():
             if from_data:
-                context["result"] = planning.model_choice(
-                    answers, ws=request.app.state.ws, session=session
-                )
-            else:
-                context["result"] = planning.model_choice(answers)
+                return planning.model_choice(answers, ws=request.app.state.ws, session=session)
+            return planning.model_choice(answers)
+
+    try:
+        # Reading the data is blocking work: off the event loop, like a sync route.
+        context["result"] = await run_in_threadpool(choose)
     except ApiError as exc:
         context["error"] = exc.message
     except TouchmodelError as exc:

@@ -275,3 +275,19 @@ class IngestedMessage(Base):
     timestamp: Mapped[dt.datetime] = mapped_column()  # when it happened (client clock)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     payload: Mapped[dict[str, Any]] = mapped_column()  # the whole message, as sent
+
+
+class WebSession(Base):
+    """A dashboard sign-in. The cookie holds a random id; only its SHA-256 is stored.
+
+    Kept server-side so that signing out really ends it: a copy of the cookie
+    taken before is refused afterwards, as it is once the key is revoked.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    ended_at: Mapped[dt.datetime | None]

@@ -57,9 +57,13 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, _, row_id = text.partition("|")
-        return _utc(dt.datetime.fromisoformat(stamp)), int(row_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        when, number = _utc(dt.datetime.fromisoformat(stamp)), int(row_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError) as exc:
         raise BadCursor(f"before: {cursor!r} is not a cursor from this API") from exc
+    # Row ids are 32-bit on PostgreSQL: a bigger one is no id of ours (and no 500).
+    if not 0 <= number <= 2**31 - 1:
+        raise BadCursor(f"before: {cursor!r} is not a cursor from this API")
+    return when, number
 
 
 def _event(row: IngestedMessage) -> dict[str, Any]:

@@ -134,9 +134,14 @@ def _node_count(node: yaml.Node, limit: int) -> int:
     return count
 
 
+TOO_DEEP = "(top level): nested too deeply to read -- expected a touch-model file"
+
+
 def _parse(text: str) -> tuple[Any, list[str]]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:  # the parser recurses per nesting level: "[[[[..." is a result
+        return None, [TOO_DEEP]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
@@ -151,6 +156,8 @@ def _parse(text: str) -> tuple[Any, list[str]]:
         ]
     try:
         return yaml.safe_load(text), []
+    except RecursionError:
+        return None, [TOO_DEEP]
     except yaml.YAMLError as exc:  # composed but not constructible (e.g. a bad tag)
         return None, [f"(file): not valid YAML -- {str(exc).splitlines()[0]}"]
 

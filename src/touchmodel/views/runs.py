@@ -134,7 +134,8 @@ def run_detail(session: Session, run_id: int, *, book: str | None = None) -> Run
         status=run.status,
         model_name=run.model_name,
         model_hash=run.model_hash,
-        data_path=run.data_path,
+        # Where the server reads its files is the admin's business, not a CSM's.
+        data_path=run.data_path if book is None else "",
         started_at=_utc(run.started_at) or run.started_at,
         finished_at=_utc(run.finished_at),
         seconds=run.seconds,

@@ -1,4 +1,4 @@
-"""api keys and ingested messages
+"""api keys, dashboard sessions, ingested messages
 
 Revision ID: 0002
 Revises: 0001
@@ -62,6 +62,21 @@ def upgrade() -> None:
         batch_op.create_index("ix_ingested_messages_type_ts", ["type", "timestamp"], unique=False)
         batch_op.create_index(batch_op.f("ix_ingested_messages_user_id"), ["user_id"], unique=False)
 
+    op.create_table(
+        "web_sessions",
+        sa.Column("id_hash", sa.String(length=64), nullable=False),
+        sa.Column("key_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["key_id"], ["api_keys.id"], name=op.f("fk_web_sessions_key_id_api_keys")
+        ),
+        sa.PrimaryKeyConstraint("id_hash", name=op.f("pk_web_sessions")),
+    )
+    with op.batch_alter_table("web_sessions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_web_sessions_key_id"), ["key_id"], unique=False)
+
     with op.batch_alter_table("account_snapshots", schema=None) as batch_op:
         batch_op.create_index("ix_account_snapshots_as_of", ["as_of"], unique=False)
 
@@ -73,6 +88,10 @@ def downgrade() -> None:
     with op.batch_alter_table("account_snapshots", schema=None) as batch_op:
         batch_op.drop_index("ix_account_snapshots_as_of")
 
+    with op.batch_alter_table("web_sessions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_web_sessions_key_id"))
+
+    op.drop_table("web_sessions")
     with op.batch_alter_table("ingested_messages", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_ingested_messages_user_id"))
         batch_op.drop_index("ix_ingested_messages_type_ts")
