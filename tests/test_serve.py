@@ -145,3 +145,15 @@ def test_a_bad_run_at_names_the_field(tmp_path: Path, value: str) -> None:
     (ws.root / "touchmodel.yaml").write_text(text)
     r = cli("keys", "list", cwd=ws.root)
     assert r.returncode == 2 and "serve.run_at" in r.stderr
+
+
+def test_serve_on_a_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
+    import socket
+
+    ws = init_workspace(tmp_path / "ws")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = cli("serve", "--no-scheduler", "--port", str(port), cwd=ws.root)
+    assert r.returncode == 2 and f"--port {port}: cannot listen" in r.stderr

@@ -90,11 +90,11 @@ def test_a_write_key_is_not_an_api_token_and_a_revoked_key_stops_working(
     finally:
         store.close()
     with httpx.Client(base_url=server.url) as client:
-        for token in (new.secret, ws.write_key):
+        for token, says in ((new.secret, "not a live API token"), (ws.write_key, "write key")):
             assert client.get("/login").status_code == 200
             csrf = client.get("/login").text.split('name="csrf_token" value="')[1].split('"')[0]
             r = client.post("/login", data={"token": token, "csrf_token": csrf})
-            assert r.status_code == 401
+            assert r.status_code == 401 and says in r.text
 
 
 def test_the_server_runs_on_either_state_database(state_url: str, tmp_path: Path) -> None:

@@ -157,3 +157,20 @@ def test_only_the_built_front_end_files_are_served_and_csm_runs_hide_server_path
             f"{server.url}/api/runs/{run_id}", headers={"Authorization": f"Bearer {token}"}
         ).json()
         assert bool(detail["data_path"]) is visible
+
+
+def test_the_queue_shows_one_accounts_items_from_the_account_page_link(
+    served: tuple[ServedWorkspace, LiveServer],
+) -> None:
+    ws, server = served
+    auth = {"Authorization": f"Bearer {ws.admin_token}"}
+    items = httpx.get(server.url + "/api/work-items?limit=1000", headers=auth).json()["items"]
+    account = items[0]["account_id"]
+    mine = {i["id"] for i in items if i["account_id"] == account}
+    with httpx.Client(base_url=server.url) as client:
+        csrf = csrf_of(client)
+        client.post("/login", data={"token": ws.admin_token, "csrf_token": csrf})
+        assert f"/queue?account={account}" in client.get(f"/accounts/{account}").text
+        page = client.get("/queue", params={"account": account}).text
+    shown = {int(part.split('"')[0]) for part in page.split('id="item-')[1:]}
+    assert shown == mine

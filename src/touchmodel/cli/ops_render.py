@@ -155,12 +155,17 @@ def render_day(console: Console, day: DayResult) -> None:
             soft_wrap=True,
             highlight=False,
         )
+    # Books over cap can be many (one per CSM): shown up to 5, the rest in `books`.
+    # Every other warning (ingested events without an account, ...) is always shown.
+    books = day.warnings[: day.book_warnings]
+    others = day.warnings[day.book_warnings :]
     shown = 5
-    for warning in day.warnings[:shown]:
+    for warning in [*others, *books[:shown]]:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
-    if len(day.warnings) > shown:
+    if len(books) > shown:
         console.print(
-            f"[yellow]warning:[/yellow] {len(day.warnings) - shown} more; see `touchmodel books`",
+            f"[yellow]warning:[/yellow] {len(books) - shown} more books over cap; "
+            "see `touchmodel books` (all warnings: `touchmodel runs --json`)",
             soft_wrap=True,
         )
     if day.delivery is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from touchmodel.cli._common import user_errors
 from touchmodel.cli.operations import WorkspaceOpt, open_store
+from touchmodel.errors import TouchmodelError
 
 console = Console()
 keys_app = typer.Typer(help="API tokens (dashboard, REST API) and write keys (event ingestion).")
@@ -40,10 +42,13 @@ def serve(
     from touchmodel.workspace import require_workspace
 
     ws = require_workspace(workspace)
-    app = create_app(ws)
     cfg = ws.config.serve
-    timer = Scheduler(ws, app.state.store) if scheduler else None
     bind_host, bind_port = host or cfg.host, port or cfg.port
+    _check_port(bind_host, bind_port)
+    app = create_app(ws)
+    timer = Scheduler(ws, app.state.store) if scheduler else None
+    # The scheduler's runs and dispatches show in the console, like uvicorn's own lines.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     console.print(
         f"touchmodel serving {ws.root} on http://{bind_host}:{bind_port}  "
         f"(dashboard /, API /api, ingestion /v1)"
@@ -58,6 +63,21 @@ def serve(
         if timer is not None:
             timer.stop()
         app.state.store.close()
+
+
+def _check_port(host: str, port: int) -> None:
+    """A one-line error for a port in use, before anything starts."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise TouchmodelError(
+                f"--port {port}: cannot listen on {host}:{port} ({exc.strerror}); "
+                "is another touchmodel serve running? pick another with --port"
+            ) from None
 
 
 @keys_app.command("create")

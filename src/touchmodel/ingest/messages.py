@@ -333,7 +333,15 @@ def parse_batch(body: Any, *, single: str | None, received_at: dt.datetime) -> l
         raise IngestError(
             400,
             "batch: expected a list of messages",
-            [{"field": "batch", "reason": f"found {type(batch).__name__}; expected a list"}],
+            [
+                {
+                    "field": "batch",
+                    "reason": 'missing; a /v1/batch body is {"batch": [messages]} '
+                    "(one message goes to /v1/track, /v1/identify, ...)"
+                    if batch is None
+                    else f"found {type(batch).__name__}; expected a list",
+                }
+            ],
         )
     context = body.get("context") if isinstance(body.get("context"), dict) else None
     messages: list[Message] = []

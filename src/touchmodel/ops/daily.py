@@ -69,6 +69,7 @@ class DayResult:
     result: RunResult
     changes: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    book_warnings: int = 0  # the first this many warnings are about books (over cap, ...)
     model: TouchModel | None = None
     delivery: DispatchReport | None = None
 
@@ -392,7 +393,11 @@ def _record(
         run_row.changes = totals
         run_row.warnings = [*books.warnings, *notes]
     return DayResult(
-        run_id=run_id, result=result, changes=totals, warnings=[*books.warnings, *notes]
+        run_id=run_id,
+        result=result,
+        changes=totals,
+        warnings=[*books.warnings, *notes],
+        book_warnings=len(books.warnings),
     )
 
 

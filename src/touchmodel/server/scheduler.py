@@ -67,8 +67,15 @@ class Scheduler:
 
             log.info("scheduled run for %s", as_of)
             try:
-                run_day(self.ws, as_of=as_of)
+                day = run_day(self.ws, as_of=as_of)
                 self.last_error = None
+                log.info(
+                    "scheduled run %s for %s completed: %s accounts, %s warning(s)",
+                    day.run_id,
+                    as_of,
+                    day.result.decisions.num_rows,
+                    len(day.warnings),
+                )
             except Exception as exc:  # recorded on the run; retried next tick
                 self.last_error = f"run {as_of}: {exc}"
                 self._retry_at[as_of] = time.monotonic() + self.retry_seconds

@@ -23,15 +23,16 @@ def login_page(request: Request) -> Response:
 @router.post("/login", dependencies=[Depends(check_csrf)])
 def login(request: Request, token: Annotated[str, Form()] = "") -> Response:
     with get_store(request).transaction() as session:
-        principal = authenticate(session, token.strip(), kind="api")
-        sid = start_session(session, principal.key_id) if principal is not None else None
-    if principal is None or sid is None:
-        return render(
-            request,
-            "login.html",
-            {"error": "That token is not a live API token."},
-            status=401,
+        principal = authenticate(session, token.strip())
+        live = principal is not None and principal.kind == "api"
+        sid = start_session(session, principal.key_id) if live and principal else None
+    if sid is None:
+        error = (
+            "That is a write key: it only sends events. Sign in with an API token."
+            if principal is not None
+            else "That token is not a live API token."
         )
+        return render(request, "login.html", {"error": error}, status=401)
     request.session.clear()  # a new session (and CSRF token) on sign-in: no fixation
     request.session[SESSION_KEY] = sid
     return RedirectResponse("/", status_code=303)

@@ -68,6 +68,7 @@ def portfolio_charts(p: Portfolio) -> dict[str, dict[str, Any]]:
                             LEVEL_COLORS.get(s.level or "", "#888") for s in p.by_tier
                         ],
                         "yAxisID": "y",
+                        "order": 2,
                     },
                     {
                         "label": "Accounts",
@@ -76,6 +77,9 @@ def portfolio_charts(p: Portfolio) -> dict[str, dict[str, Any]]:
                         "borderColor": "#b54708",
                         "backgroundColor": "#b54708",
                         "yAxisID": "y1",
+                        # Lower order is drawn on top: the line stays visible over the bars.
+                        "order": 1,
+                        "pointRadius": 5,
                     },
                 ],
             },

@@ -51,12 +51,19 @@ def queue_page(
     user: WebUser,
     session: DbSession,
     owner: TextQuery = None,
+    account: TextQuery = None,
 ) -> Response:
-    """Today's work: open items of the signed-in CSM (an admin picks an owner)."""
+    """Today's work: open items of the signed-in CSM (an admin picks an owner).
+
+    ``account`` shows one account's open items instead (whoever owns them,
+    within what the user may see): the account page links here.
+    """
     today = dt.date.today()
-    chosen = _queue_owner(user, owner)
+    chosen = None if account else _queue_owner(user, owner)
     csm = book_of(user)
-    page = queue.todays_work(session, csm, owner=chosen, today=today, limit=SHOWN)
+    page = queue.todays_work(
+        session, csm, owner=chosen, today=today, limit=SHOWN, account_id=account or None
+    )
     return render(
         request,
         "queue.html",
@@ -67,6 +74,7 @@ def queue_page(
             "counts": queue.queue_counts(session, csm, owner=chosen, today=today),
             "owners": queue.queue_owners(session, csm) if user.is_admin else [],
             "owner": chosen or "",
+            "account": account or "",
             "today": today,
             "tomorrow": today + dt.timedelta(days=1),
             "default_until": today + dt.timedelta(days=7),

@@ -151,18 +151,25 @@ def work_items(
 
 
 def todays_work(
-    session: Session, csm: str | None, *, owner: str | None, today: dt.date, limit: int = 200
+    session: Session,
+    csm: str | None,
+    *,
+    owner: str | None,
+    today: dt.date,
+    limit: int = 200,
+    account_id: str | None = None,
 ) -> Page:
     """Open items of ``owner`` (a CSM's own queue), urgent or overdue ones first.
 
-    ``owner`` None with an admin is the whole open queue.
+    ``owner`` None with an admin is the whole open queue; ``account_id`` limits
+    it to one account (the account page links there).
     """
     overdue_or_urgent = case((or_(WorkItem.priority == "urgent", WorkItem.due < today), 0), else_=1)
     q = _item_query(
         csm,
         status="open",
         owner=owner,
-        account_id=None,
+        account_id=account_id,
         trigger=None,
         due_from=None,
         due_to=None,
