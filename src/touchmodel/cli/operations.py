@@ -296,7 +296,8 @@ def touchpoints(
     """Scheduled touchpoints from the cadences: calls, reviews and automated messages."""
     from sqlalchemy import select
 
-    from touchmodel.cli.ops_render import render_touchpoints, touchpoint_record
+    from touchmodel.cli.ops_render import render_touchpoints
+    from touchmodel.ops.touchpoints import touchpoint_record
     from touchmodel.state.tables import Touchpoint
 
     q = select(Touchpoint).order_by(Touchpoint.due, Touchpoint.account_id, Touchpoint.key)

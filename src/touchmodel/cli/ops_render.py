@@ -12,7 +12,7 @@ from rich.table import Table
 from touchmodel.ops.books import Move
 from touchmodel.ops.daily import DayResult
 from touchmodel.ops.outbox import DispatchReport
-from touchmodel.state.tables import Run, Snapshot, Touchpoint
+from touchmodel.state.tables import Run, Snapshot
 
 
 def render_tasks(
@@ -199,16 +199,6 @@ def render_dispatch(console: Console, report: DispatchReport) -> None:
             f"[yellow]warning:[/yellow] {channel}: {escape(why)} ({waiting} waiting)",
             soft_wrap=True,
         )
-
-
-def touchpoint_record(t: Touchpoint) -> dict[str, Any]:
-    """A touchpoint as JSON-able data."""
-    return {
-        "id": t.id, "account_id": t.account_id, "key": t.key, "sequence": t.sequence,
-        "title": t.title, "due": t.due.isoformat(), "channel": t.channel,
-        "automated": t.automated, "owner": t.owner, "level": t.level, "template": t.template,
-        "status": t.status, "reason": t.reason, "planned_on": t.planned_on.isoformat(),
-    }  # fmt: skip
 
 
 def render_touchpoints(console: Console, records: list[dict[str, Any]]) -> None:

@@ -199,3 +199,13 @@ def _deliver(
     )
     tp.status = "queued"
     result.queued += 1
+
+
+def touchpoint_record(t: Touchpoint) -> dict[str, Any]:
+    """A touchpoint as JSON-able data."""
+    return {
+        "id": t.id, "account_id": t.account_id, "key": t.key, "sequence": t.sequence,
+        "title": t.title, "due": t.due.isoformat(), "channel": t.channel,
+        "automated": t.automated, "owner": t.owner, "level": t.level, "template": t.template,
+        "status": t.status, "reason": t.reason, "planned_on": t.planned_on.isoformat(),
+    }  # fmt: skip

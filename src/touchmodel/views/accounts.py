@@ -47,6 +47,23 @@ UPCOMING_LIMIT = 20
 CLOSED_ITEMS_LIMIT = 20
 
 
+def _decided(s: Snapshot) -> dict[str, Any]:
+    """The decision fields of a snapshot, as the history and the decisions list show them."""
+    return {
+        "as_of": s.as_of,
+        "tier": s.tier,
+        "tier_level": s.tier_level,
+        "lifecycle_stage": s.lifecycle_stage,
+        "touch_level": s.touch_level,
+        "level_reasons": split(s.level_reasons),
+        "health_score": s.health_score,
+        "health_grade": s.health_grade,
+        "health_top_factor": s.health_top_factor,
+        "triggers": split(s.triggers),
+        "routes": split(s.routes),
+    }
+
+
 def split(text: str | None) -> list[str]:
     """A snapshot's joined list column (reasons, triggers, routes) as a list."""
     return [p for p in (text or "").split(SEP) if p]
@@ -717,24 +734,7 @@ def account_history(
             )
     return AccountHistory(
         account_id=account_id,
-        snapshots=[
-            SnapshotRow(
-                as_of=s.as_of,
-                run_id=s.run_id,
-                tier=s.tier,
-                tier_level=s.tier_level,
-                lifecycle_stage=s.lifecycle_stage,
-                touch_level=s.touch_level,
-                level_reasons=split(s.level_reasons),
-                health_score=s.health_score,
-                health_grade=s.health_grade,
-                health_top_factor=s.health_top_factor,
-                triggers=split(s.triggers),
-                routes=split(s.routes),
-                arr=s.arr,
-            )
-            for s in snaps
-        ],
+        snapshots=[SnapshotRow(run_id=s.run_id, arr=s.arr, **_decided(s)) for s in snaps],
         tier_changes=moves,
         book_changes=books,
         signals=points,
@@ -793,21 +793,5 @@ def decisions(
         total=total,
         limit=limit,
         offset=offset,
-        decisions=[
-            Decision(
-                account_id=s.account_id,
-                as_of=s.as_of,
-                tier=s.tier,
-                tier_level=s.tier_level,
-                lifecycle_stage=s.lifecycle_stage,
-                touch_level=s.touch_level,
-                level_reasons=split(s.level_reasons),
-                health_score=s.health_score,
-                health_grade=s.health_grade,
-                health_top_factor=s.health_top_factor,
-                triggers=split(s.triggers),
-                routes=split(s.routes),
-            )
-            for s in snaps
-        ],
+        decisions=[Decision(account_id=s.account_id, **_decided(s)) for s in snaps],
     )

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from touchmodel.errors import TouchmodelError
 from touchmodel.ops import workitems
+from touchmodel.ops.touchpoints import touchpoint_record
 from touchmodel.state.tables import Touchpoint, WorkItem
 from touchmodel.views.scope import book_accounts
 
@@ -281,16 +282,6 @@ def close_item(
 def work_items_csv_rows(page: Page) -> list[list[Any]]:
     """The rows of a work-item CSV export, in :data:`WORK_ITEM_COLUMNS` order."""
     return [[r[c] for c in WORK_ITEM_COLUMNS] for r in page.items]
-
-
-def touchpoint_record(t: Touchpoint) -> dict[str, Any]:
-    """A touchpoint as JSON-able data."""
-    return {
-        "id": t.id, "account_id": t.account_id, "key": t.key, "sequence": t.sequence,
-        "title": t.title, "due": t.due.isoformat(), "channel": t.channel,
-        "automated": t.automated, "owner": t.owner, "level": t.level, "template": t.template,
-        "status": t.status, "reason": t.reason, "planned_on": t.planned_on.isoformat(),
-    }  # fmt: skip
 
 
 def touchpoints(
