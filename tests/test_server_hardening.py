@@ -174,3 +174,20 @@ def test_the_queue_shows_one_accounts_items_from_the_account_page_link(
         page = client.get("/queue", params={"account": account}).text
     shown = {int(part.split('"')[0]) for part in page.split('id="item-')[1:]}
     assert shown == mine
+
+
+def test_an_error_page_keeps_the_navigation_for_a_signed_in_user(
+    served: tuple[ServedWorkspace, LiveServer],
+) -> None:
+    ws, server = served
+    auth = {"Authorization": f"Bearer {ws.admin_token}"}
+    accounts = httpx.get(server.url + "/api/accounts?limit=1000", headers=auth).json()["accounts"]
+    other = next(a["account_id"] for a in accounts if a.get("csm") != ws.csm_name)
+    with httpx.Client(base_url=server.url) as client:
+        anonymous = client.get(f"/accounts/{other}")
+        assert anonymous.status_code == 303  # not signed in: to the login page
+        csrf = csrf_of(client)
+        client.post("/login", data={"token": ws.csm_token, "csrf_token": csrf})
+        page = client.get(f"/accounts/{other}")
+    assert page.status_code == 403
+    assert 'href="/queue"' in page.text and "Sign out" in page.text

@@ -40,11 +40,24 @@ def render(
 def render_error(
     request: Request, status: int, message: str, headers: dict[str, str] | None = None
 ) -> HTMLResponse:
-    """An error as a page (the API answers errors as JSON instead)."""
+    """An error as a page (the API answers errors as JSON instead), with the navigation
+    when someone is signed in, so a 403 or 404 is not a dead end."""
+    from touchmodel.server.auth import LoginRequired, csrf_token, web_principal
+
+    user: Principal | None = None
+    token = ""
+    if "session" in request.scope:
+        try:
+            user = web_principal(request)
+            token = csrf_token(request)
+        except LoginRequired:
+            user = None
+        except Exception:  # an error page must render even when the store does not answer
+            user = None
     response = templates.TemplateResponse(
         request,
         "error.html",
-        {"status": status, "message": message, "user": None, "csrf_token": ""},
+        {"status": status, "message": message, "user": user, "csrf_token": token},
         status_code=status,
     )
     if headers:
