@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import ibis
@@ -132,20 +134,33 @@ def _drop_postgres_database(admin_url: str, name: str) -> None:
     admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
-    """A URL of an empty state database: a SQLite file, or a fresh PostgreSQL database."""
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database's URL, dropped afterwards.
+
+    Without a server URL the test fails under CI (`.ci/run` starts one) and is
+    skipped only on a developer machine that has none.
+    """
     import os
     import uuid
 
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
-        return
     admin_url = os.environ.get(POSTGRES_URL_ENV)
     if not admin_url:
         if os.environ.get("CI"):
             pytest.fail(f"{POSTGRES_URL_ENV} is not set: .ci/run must start PostgreSQL")
         pytest.skip(f"set {POSTGRES_URL_ENV} (bash scripts/postgres.sh prints one)")
     name = f"tm_{uuid.uuid4().hex[:16]}"
-    yield _fresh_postgres_database(admin_url, name)
-    _drop_postgres_database(admin_url, name)
+    try:
+        yield _fresh_postgres_database(admin_url, name)
+    finally:
+        _drop_postgres_database(admin_url, name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    """A URL of an empty state database: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    with postgres_database() as url:
+        yield url

@@ -522,29 +522,13 @@ def test_the_portfolio_page_shows_a_failed_run_but_counts_the_last_completed_one
 @pytest.fixture(scope="module")
 def on_postgresql(setup: Setup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     """The same workspace (same seed, same changes) with its state on PostgreSQL."""
-    import os
-    import uuid
+    from tests.conftest import postgres_database
 
-    from tests.conftest import (
-        POSTGRES_URL_ENV,
-        _drop_postgres_database,
-        _fresh_postgres_database,
-    )
-
-    admin_url = os.environ.get(POSTGRES_URL_ENV)
-    if not admin_url:
-        if os.environ.get("CI"):
-            pytest.fail(f"{POSTGRES_URL_ENV} is not set: .ci/run must start PostgreSQL")
-        pytest.skip(f"set {POSTGRES_URL_ENV} (bash scripts/postgres.sh prints one)")
-    name = f"tm_{uuid.uuid4().hex[:16]}"
-    url = _fresh_postgres_database(admin_url, name)
-    try:
+    with postgres_database() as url:
         built = build_workspace(tmp_path_factory.mktemp("api-accounts-pg") / "ws", state_url=url)
         ids = _prepare(built, same_as=setup.ids)
         with live_server(built.ws) as server:
             yield Setup(built, server, ids)
-    finally:
-        _drop_postgres_database(admin_url, name)
 
 
 @pytest.mark.parametrize(

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from touchmodel.server.auth import ApiUser, DbSession, get_store, require_admin
+from touchmodel.server.auth import ApiUser, DbSession, require_admin
 from touchmodel.server.errors import ApiError
 from touchmodel.server.params import RowId, TextQuery
 from touchmodel.views import model as model_view
@@ -51,16 +50,6 @@ def view_errors() -> Iterator[None]:
         raise ApiError(409, str(exc)) from None
     except queue.Invalid as exc:
         raise ApiError(422, str(exc), details=[{"field": exc.field, "reason": str(exc)}]) from None
-
-
-def changing(request: Request) -> AbstractContextManager[Session]:
-    """A transaction for a change, committed before the route answers.
-
-    ``DbSession`` commits when its dependency exits, which FastAPI runs after
-    the response is sent: a client could read its own change before it is
-    committed, and a failed commit would follow a 200. Changes commit here.
-    """
-    return get_store(request).transaction()
 
 
 # ---------------------------------------------------------------- models
@@ -349,9 +338,9 @@ def get_work_item(item_id: RowId, user: ApiUser, session: DbSession) -> Any:
         409: {"description": "The item is closed"},
     },
 )
-def snooze_work_item(item_id: RowId, body: SnoozeIn, request: Request, user: ApiUser) -> Any:
+def snooze_work_item(item_id: RowId, body: SnoozeIn, user: ApiUser, session: DbSession) -> Any:
     """Its trigger stops firing for the account until then; the history names the caller."""
-    with view_errors(), changing(request) as session:
+    with view_errors():
         return queue.snooze_item(
             session,
             item_id,
@@ -374,9 +363,9 @@ def snooze_work_item(item_id: RowId, body: SnoozeIn, request: Request, user: Api
         409: {"description": "Already closed"},
     },
 )
-def close_work_item(item_id: RowId, body: CloseIn, request: Request, user: ApiUser) -> Any:
+def close_work_item(item_id: RowId, body: CloseIn, user: ApiUser, session: DbSession) -> Any:
     """The trigger's cooldown starts today; the history names the caller."""
-    with view_errors(), changing(request) as session:
+    with view_errors():
         return queue.close_item(
             session,
             item_id,

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from touchmodel.access.keys import Principal
 from touchmodel.errors import TouchmodelError
-from touchmodel.server.api_work import changing, view_errors
+from touchmodel.server.api_work import view_errors
 from touchmodel.server.auth import Csrf, DbSession, WebUser, get_store, require_admin
 from touchmodel.server.errors import ApiError
 from touchmodel.server.pages import render
@@ -129,7 +129,7 @@ def _act(request: Request, user: Principal, item_id: int, action: str, **kw: Any
     """Snooze or close, then the row (htmx) or back to the queue (plain form)."""
     csm = book_of(user)
     try:
-        with view_errors(), changing(request) as session:
+        with view_errors(), get_store(request).transaction() as session:
             if action == "snooze":
                 record = queue.snooze_item(session, item_id, csm, **kw)
             else:

@@ -624,11 +624,10 @@ def account_detail(session: Session, ws: Workspace, account_id: str) -> AccountD
 
 
 @dataclass(frozen=True)
-class SnapshotRow:
-    """The account's decision on one date."""
+class DecisionFields:
+    """What a run decided for an account on one date (from its snapshot)."""
 
     as_of: dt.date
-    run_id: int
     tier: str
     tier_level: str
     lifecycle_stage: str
@@ -639,6 +638,13 @@ class SnapshotRow:
     health_top_factor: str | None
     triggers: list[str]
     routes: list[str]
+
+
+@dataclass(frozen=True)
+class SnapshotRow(DecisionFields):
+    """The account's decision on one date, with its run and ARR then."""
+
+    run_id: int
     arr: float | None
 
 
@@ -747,21 +753,10 @@ def account_history(
 
 
 @dataclass(frozen=True)
-class Decision:
+class Decision(DecisionFields):
     """One row of the decision output (SPEC §10) for one account and date."""
 
     account_id: str
-    as_of: dt.date
-    tier: str
-    tier_level: str
-    lifecycle_stage: str
-    touch_level: str
-    level_reasons: list[str]
-    health_score: float | None
-    health_grade: str | None
-    health_top_factor: str | None
-    triggers: list[str]
-    routes: list[str]
 
 
 @dataclass(frozen=True)

@@ -102,22 +102,39 @@ def _item_query(
     due_from: dt.date | None,
     due_to: dt.date | None,
 ) -> Select[Any]:
-    q = select(WorkItem)
-    seen = _visible_items(csm)
+    return _filtered(
+        select(WorkItem),
+        _visible_items(csm),
+        [
+            (WorkItem.status, None if status == "all" else status),
+            (WorkItem.owner, owner),
+            (WorkItem.account_id, account_id),
+            (WorkItem.trigger, trigger),
+        ],
+        WorkItem.due,
+        due_from,
+        due_to,
+    )
+
+
+def _filtered(
+    q: Select[Any],
+    seen: ColumnElement[bool] | None,
+    equal: list[tuple[Any, Any]],
+    due: Any,
+    due_from: dt.date | None,
+    due_to: dt.date | None,
+) -> Select[Any]:
+    """``q`` limited to what is visible, each given value, and the due-date range."""
     if seen is not None:
         q = q.where(seen)
-    if status and status != "all":
-        q = q.where(WorkItem.status == status)
-    if owner:
-        q = q.where(WorkItem.owner == owner)
-    if account_id:
-        q = q.where(WorkItem.account_id == account_id)
-    if trigger:
-        q = q.where(WorkItem.trigger == trigger)
+    for column, value in equal:
+        if value:
+            q = q.where(column == value)
     if due_from:
-        q = q.where(WorkItem.due >= due_from)
+        q = q.where(due >= due_from)
     if due_to:
-        q = q.where(WorkItem.due <= due_to)
+        q = q.where(due <= due_to)
     return q
 
 
@@ -298,22 +315,19 @@ def touchpoints(
     offset: int = 0,
 ) -> Page:
     """Touchpoints visible to ``csm`` (None: all), by due date, one page of them."""
-    q = select(Touchpoint)
-    seen = _visible_touchpoints(csm)
-    if seen is not None:
-        q = q.where(seen)
-    if status and status != "all":
-        q = q.where(Touchpoint.status == status)
-    if account_id:
-        q = q.where(Touchpoint.account_id == account_id)
-    if owner:
-        q = q.where(Touchpoint.owner == owner)
-    if channel:
-        q = q.where(Touchpoint.channel == channel)
-    if due_from:
-        q = q.where(Touchpoint.due >= due_from)
-    if due_to:
-        q = q.where(Touchpoint.due <= due_to)
+    q = _filtered(
+        select(Touchpoint),
+        _visible_touchpoints(csm),
+        [
+            (Touchpoint.status, None if status == "all" else status),
+            (Touchpoint.account_id, account_id),
+            (Touchpoint.owner, owner),
+            (Touchpoint.channel, channel),
+        ],
+        Touchpoint.due,
+        due_from,
+        due_to,
+    )
     total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
     rows = session.scalars(
         q.order_by(Touchpoint.due, Touchpoint.account_id, Touchpoint.key)
