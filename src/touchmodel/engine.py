@@ -31,10 +31,13 @@ from touchmodel.decide.decisions import (
 )
 from touchmodel.model.loader import load_model, model_hash
 from touchmodel.model.schema import TouchModel
-from touchmodel.signals.build import build_signals
+from touchmodel.signals.build import build_signals, usage_part
+from touchmodel.signals.staging import StagedTable, stage
 
 if TYPE_CHECKING:
     from touchmodel.ingest.feed import IngestedInput
+    from touchmodel.sources.loader import LoadedData
+    from touchmodel.sources.mapping import Mapping as DataMapping
 
 Progress = Callable[[str], None]
 
@@ -94,27 +97,33 @@ class Engine:
         tables: Mapping[str, ir.Table],
         as_of: dt.date,
         absent_columns: Collection[str] = (),
+        usage: StagedTable | None = None,
     ) -> Decided:
         """Decide for every account in ``tables['accounts']`` as of ``as_of``.
 
         ``absent_columns``: accounts columns the source lacked (see build_signals).
+        ``usage``: the usage aggregates of ``tables['usage_events']`` being
+        computed ahead (see :mod:`touchmodel.signals.staging`); the query is
+        built and compiled while they run, and executed once they are done.
         """
         tables, excluded = customers_on(tables, as_of)
-        signals = build_signals(tables, self.model, as_of, absent_columns)
+        signals = build_signals(
+            tables, self.model, as_of, absent_columns, None if usage is None else usage.table
+        )
         plan = plan_decisions(self.model, signals, as_of)
         # One row per account in account order, so files compare across runs.
         # The backend sorts (in parallel, while the rows are still its own,
         # cheaper than an Arrow sort of the fetched ~100 columns); Arrow's
         # byte order is the contract, so a backend collation that differs is
         # corrected here (finding that out is one pass over the ids).
-        ordered_plan = plan.table.order_by("account_id")
+        keep = [c for c in plan.table.columns if not c.startswith(_INTERNAL_PREFIXES)]
+        ordered_plan = plan.table.select(keep).order_by("account_id")
         with _unfused_selects(ordered_plan):
-            executed = ordered_plan.to_pyarrow()
+            executed = _execute(ordered_plan, before=usage.wait if usage is not None else None)
         ids = executed["account_id"]
         ordered = pc.greater_equal(ids.slice(1), ids.slice(0, max(len(ids) - 1, 0)))
         if not pc.all(ordered, min_count=0).as_py():
             executed = executed.sort_by("account_id")
-        keep = [c for c in executed.column_names if not c.startswith(_INTERNAL_PREFIXES)]
         detail_cols = [c for c in keep if c not in DECISION_COLUMNS or c == "account_id"]
         detail_cols += ["tier", "tier_level", "health_score"]
         return Decided(
@@ -152,10 +161,55 @@ class Engine:
         started = time.perf_counter()
         mapping_obj = load_mapping(mapping) if mapping is not None else None
         con = self.connect()
-        step("loading data")
-        loaded = load_folder(
-            con, Path(data), mapping=mapping_obj, as_of=as_of, progress=step, ingested=ingested
-        )
+        staged: list[StagedTable] = []
+        forecast: list[ir.Table] = []
+
+        def on_table(name: str, table: ir.Table, checked: bool) -> None:
+            # The heaviest part of the decision query starts on the forecast
+            # of the usage table (before any table is checked) and runs while
+            # the tables load; a check that changes the table restarts it.
+            if name != "usage_events" or (checked and forecast and forecast[-1].equals(table)):
+                return
+            for running in staged:
+                running.close()
+            staged.clear()
+            forecast.append(table)
+            target = f"__tm_usage_part_{len(forecast)}"
+            part = stage(con, usage_part(table, self.model, as_of), target)
+            staged.extend([part] if part is not None else [])
+
+        try:
+            step("loading data")
+            loaded = load_folder(
+                con,
+                Path(data),
+                mapping=mapping_obj,
+                as_of=as_of,
+                progress=step,
+                ingested=ingested,
+                on_table=on_table,
+                ahead=["usage_events"],
+            )
+            return self._decide_loaded(
+                loaded, as_of, mapping_obj, out, max_reject_rate, step, on_loaded, staged, started
+            )
+        finally:
+            for running in staged:  # only still running when something failed first
+                running.close()
+
+    def _decide_loaded(
+        self,
+        loaded: LoadedData,
+        as_of: dt.date,
+        mapping_obj: DataMapping | None,
+        out: Path | None,
+        max_reject_rate: float | None,
+        step: Progress,
+        on_loaded: Callable[[Mapping[str, ir.Table]], None] | None,
+        staged: list[StagedTable],
+        started: float,
+    ) -> RunResult:
+        """The rest of :meth:`run` once the folder is loaded."""
         files: dict[str, Path] = {}
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
@@ -169,7 +223,12 @@ class Engine:
             on_loaded(loaded.tables)
         loaded.rejects.check_rate(0.05 if limit is None else limit)
         step("computing signals and decisions")
-        decided = self.decide(loaded.tables, as_of, loaded.absent_columns.get("accounts", []))
+        decided = self.decide(
+            loaded.tables,
+            as_of,
+            loaded.absent_columns.get("accounts", []),
+            usage=staged[0] if staged else None,
+        )
         result = RunResult(
             decisions=decided.decisions,
             accounts=decided.accounts,
@@ -193,6 +252,27 @@ class Engine:
             (out / "run.json").write_text(json.dumps(run_record(result), indent=2, default=str))
             files["run"] = out / "run.json"
         return result
+
+
+def _execute(expr: ir.Table, before: Callable[[], None] | None) -> pa.Table:
+    """``expr.to_pyarrow()``, with ``before()`` called between compiling and running.
+
+    On DuckDB the query is compiled first (a few tenths of a second of
+    Python), so that staged work ``before`` waits for keeps running meanwhile.
+    """
+    backend = expr.get_backend()
+    if before is None or backend.name != "duckdb":
+        if before is not None:
+            before()
+        return expr.to_pyarrow()
+    from ibis.backends.duckdb.converter import DuckDBPyArrowData
+
+    # What the backend's to_pyarrow does, split at the compile step.
+    backend._run_pre_execute_hooks(expr)  # type: ignore[attr-defined]
+    sql = backend.compile(expr)  # type: ignore[attr-defined]
+    before()
+    raw = backend.con.sql(sql).to_arrow_table()  # type: ignore[attr-defined]
+    return expr.__pyarrow_result__(raw, data_mapper=DuckDBPyArrowData)  # type: ignore[no-any-return]
 
 
 @contextmanager

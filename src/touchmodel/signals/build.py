@@ -234,6 +234,28 @@ def _per_feature_signals(events: ir.Table, model: TouchModel, as_of: dt.date) ->
     )
 
 
+def usage_part(events: ir.Table, model: TouchModel, as_of: dt.date) -> ir.Table:
+    """Every signal read from usage events, one row per account that has events.
+
+    The heaviest part of the decision query (one grouped pass over all
+    events, shared by its three aggregates), and the only one that depends
+    on nothing but the events: the engine can compute it ahead, while the
+    other tables load (see :mod:`touchmodel.signals.staging`), and pass the
+    result to :func:`build_signals` as ``usage``.
+
+    The usage pass groups every event up to the as-of date, so every account
+    in the other two (recent premium events, recent users) is in it: left
+    joins lose nothing.
+    """
+    usage = _usage_signals(events, model, as_of)
+    features = _per_feature_signals(events, model, as_of)
+    users = _active_users(events, model, as_of)
+    joined = usage.left_join(features, "account_id", rname="{name}__f").left_join(
+        users, "account_id", rname="{name}__u"
+    )
+    return joined.drop("account_id__f", "account_id__u")
+
+
 def _ticket_signals(tickets: ir.Table, model: TouchModel, as_of: ir.DateValue) -> ir.Table:
     t = tickets.mutate(_age=_age(as_of, tickets.opened_at)).filter(lambda x: x._age >= 0)
     cats = model.ticket_categories
@@ -309,12 +331,15 @@ def build_signals(
     model: TouchModel,
     as_of: dt.date,
     absent_columns: Collection[str] = (),
+    usage: ir.Table | None = None,
 ) -> SignalTable:
     """All built-in and user signals for every account in ``tables['accounts']``.
 
     ``absent_columns`` names accounts columns the source did not have (the
     loader fills them with NULL): signals and rules that need them are
     reported unavailable instead of reading the NULLs as "no".
+    ``usage``: :func:`usage_part` of ``tables['usage_events']``, already
+    computed (a table with the same columns); built here when not given.
     """
     asof = ibis.literal(as_of, type="date")
     accounts = tables["accounts"]
@@ -345,10 +370,10 @@ def build_signals(
     )
 
     parts: list[ir.Table] = []
-    if "usage_events" in tables:
-        parts.append(_usage_signals(tables["usage_events"], model, as_of))
-        parts.append(_per_feature_signals(tables["usage_events"], model, as_of))
-        parts.append(_active_users(tables["usage_events"], model, as_of))
+    if usage is not None:
+        parts.append(usage)
+    elif "usage_events" in tables:
+        parts.append(usage_part(tables["usage_events"], model, as_of))
     if "tickets" in tables:
         parts.append(_ticket_signals(tables["tickets"], model, asof))
     if "nps_responses" in tables:

@@ -147,6 +147,25 @@ def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def in_memory(con: ibis.BaseBackend) -> bool:
+    """Whether ``con``'s database is in memory (nothing written to it outlives the run)."""
+    raw = con.con  # type: ignore[attr-defined]
+    rows = raw.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
+    return bool(rows) and not rows[0][0]
+
+
+def scratch_kind(con: ibis.BaseBackend) -> str:
+    """``TEMP`` for the loader's views and tables, except on an in-memory database.
+
+    There they go to the main schema, where a second connection of the same
+    database sees them (see :mod:`touchmodel.signals.staging`); in a database
+    file, the temp schema keeps them out of the file.
+    """
+    return "" if in_memory(con) else "TEMP"
+
+
 def read_source(
     con: ibis.BaseBackend,
     name: str,
@@ -173,7 +192,7 @@ def read_source(
         )
         try:
             raw.execute(
-                f"CREATE OR REPLACE TEMP VIEW {_quote(view)} AS "
+                f"CREATE OR REPLACE {scratch_kind(con)} VIEW {_quote(view)} AS "
                 f"SELECT * EXCLUDE ({_quote(FILE_COL)}, file_row_number), "
                 f"CASE {_quote(FILE_COL)} {case} END AS {_quote(FILE_COL)}, "
                 f"file_row_number + 1 AS {_quote(ROW_COL)} "

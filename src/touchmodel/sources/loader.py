@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,7 +47,13 @@ import pyarrow as pa
 from touchmodel.errors import DataError
 from touchmodel.sources._discovery import discover_table
 from touchmodel.sources._outputs import clean_table, report_rows
-from touchmodel.sources._reading import FILE_COL, ROW_COL, SourceTable, read_source
+from touchmodel.sources._reading import (
+    FILE_COL,
+    ROW_COL,
+    SourceTable,
+    read_source,
+    scratch_kind,
+)
 from touchmodel.sources._row_rules import TablePlan, plan_table
 from touchmodel.sources.contract import TABLES, Column, TableSpec
 from touchmodel.sources.mapping import Mapping, TableMapping, mapping_error, mapping_problems
@@ -89,6 +95,8 @@ def load_folder(
     as_of: dt.date,
     progress: Progress | None = None,
     ingested: IngestedInput | None = None,
+    on_table: Callable[[str, ir.Table, bool], None] | None = None,
+    ahead: Collection[str] = (),
 ) -> LoadedData:
     """Find, read, map, type and validate every contract table in ``folder``.
 
@@ -103,6 +111,13 @@ def load_folder(
     problems are reported as ``ingested_events`` / ``ingested_groups`` and do
     not count towards the reject-rate limit (the sender's data quality should
     not stop the run over the user's files).
+
+    ``on_table(name, table, True)`` is called with each clean table as soon
+    as it is final, before the next table is read. For the Parquet tables
+    named in ``ahead`` it is first called with ``False`` and the table as it
+    will be if its checks find nothing, before any table is checked: the
+    engine starts the usage aggregates on that forecast (see
+    :mod:`touchmodel.signals.staging`) and compares it with the final table.
     """
     step = progress or (lambda _msg: None)
     folder = Path(folder)
@@ -116,6 +131,7 @@ def load_folder(
         raise mapping_error(mapping.source, problems)
 
     token = uuid.uuid4().hex[:8]
+    temp = scratch_kind(con) == "TEMP"
     report = RejectReport(con)
     tables: dict[str, ir.Table] = {}
     missing: list[str] = []
@@ -128,6 +144,7 @@ def load_folder(
     later_reports: list[TableRejects] = []
     later_counts: dict[str, int] = {}
 
+    read_ahead = _forecast(con, folder, mapping, as_of, token, ahead, on_table)
     for name, spec in TABLES.items():
         tmap = mapping.table(name)
         found = discover_table(folder, name, tmap, mapping)
@@ -142,6 +159,8 @@ def load_folder(
                 con, spec, ingested.usage, token, as_of, account_ids, rejected_account_ids
             )
             tables[name] = clean
+            if on_table is not None:
+                on_table(name, clean, True)
             absent[name] = absent_cols
             counts[INGESTED_EVENTS] = rej.rows_read
             files[INGESTED_EVENTS] = rej.source
@@ -157,7 +176,7 @@ def load_folder(
             missing.append(name)
             continue
         step(f"reading {name} from {found.label}")
-        src = read_source(con, name, found, folder, tmap, token)
+        src = read_ahead.get(name) or read_source(con, name, found, folder, tmap, token)
         plan = plan_table(src, spec, tmap, mapping, as_of, account_ids, rejected_account_ids)
 
         # Parquet that the screens show to be clean needs no counting pass.
@@ -173,7 +192,7 @@ def load_folder(
         clean = clean_table(plan, nulled, int(row["__rejected"]), ordered=name == "accounts")
         if name == "accounts":
             # Small, and every other table checks its account ids against it.
-            clean = con.create_table(f"__tm_accounts_{token}", clean, temp=True)
+            clean = con.create_table(f"__tm_accounts_{token}", clean, temp=temp)
             account_ids = clean.account_id
             if row["__rejected"]:
                 rejected_account_ids = _rejected_ids(con, plan, token)
@@ -196,6 +215,8 @@ def load_folder(
             files[INGESTED_EVENTS] = extra_rej.source
             later_reports.append(extra_rej)
         tables[name] = clean
+        if on_table is not None:
+            on_table(name, clean, True)
         absent[name] = [o.name for o in plan.outputs if not o.provided and o.default is None]
         counts[name] = rows_read
         counts.update(later_counts)
@@ -227,6 +248,39 @@ def load_folder(
         files=files,
         absent_columns=absent,
     )
+
+
+def _forecast(
+    con: ibis.BaseBackend,
+    folder: Path,
+    mapping: Mapping,
+    as_of: dt.date,
+    token: str,
+    names: Collection[str],
+    on_table: Callable[[str, ir.Table, bool], None] | None,
+) -> dict[str, SourceTable]:
+    """Read the Parquet tables ``names`` now and pass each, as it is if clean, to ``on_table``.
+
+    Returns the sources read, which the checks then reuse (the forecast and
+    the final table read the same view, so they compare equal when no check
+    fires). A table that cannot be read or planned is left to the main pass,
+    which reports it in its turn.
+    """
+    sources: dict[str, SourceTable] = {}
+    for name in names:
+        spec, tmap = TABLES[name], mapping.table(name)
+        found = discover_table(folder, name, tmap, mapping)
+        if found is None or found.kind != "parquet":
+            continue
+        try:
+            src = read_source(con, name, found, folder, tmap, token)
+            plan = plan_table(src, spec, tmap, mapping, as_of, None)
+        except DataError:
+            continue
+        sources[name] = src
+        if on_table is not None:
+            on_table(name, clean_table(plan, {}, 0), False)
+    return sources
 
 
 def count_checks(plan: TablePlan) -> dict[str, int]:
@@ -275,7 +329,8 @@ def _rejected_ids(con: ibis.BaseBackend, plan: TablePlan, token: str) -> ir.Colu
     ids = staged.filter(staged["__reject"] & staged[f"__v{index}"].notnull()).select(
         account_id=staged[f"__v{index}"].cast("string")
     )
-    return con.create_table(f"__tm_rejected_accounts_{token}", ids, temp=True).account_id
+    temp = scratch_kind(con) == "TEMP"
+    return con.create_table(f"__tm_rejected_accounts_{token}", ids, temp=temp).account_id
 
 
 def _register(con: ibis.BaseBackend, data: pa.Table, label: str, view: str) -> SourceTable:
@@ -375,4 +430,5 @@ def _apply_traits(
             value = joined[f"__trait_{name}"].cast(dtype).coalesce(value)
         cols[name] = value
     merged = joined.select(**cols).order_by("account_id")
-    return con.create_table(f"__tm_accounts_traits_{token}", merged, temp=True), rejects
+    temp = scratch_kind(con) == "TEMP"
+    return con.create_table(f"__tm_accounts_traits_{token}", merged, temp=temp), rejects
