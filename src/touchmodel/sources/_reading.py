@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,13 +148,20 @@ def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# A connection's database never changes; asked once per connection, not per table.
+_IN_MEMORY: weakref.WeakKeyDictionary[ibis.BaseBackend, bool] = weakref.WeakKeyDictionary()
+
+
 def in_memory(con: ibis.BaseBackend) -> bool:
     """Whether ``con``'s database is in memory (nothing written to it outlives the run)."""
-    raw = con.con  # type: ignore[attr-defined]
-    rows = raw.execute(
-        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
-    ).fetchall()
-    return bool(rows) and not rows[0][0]
+    known = _IN_MEMORY.get(con)
+    if known is None:
+        raw = con.con  # type: ignore[attr-defined]
+        rows = raw.execute(
+            "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+        ).fetchall()
+        known = _IN_MEMORY[con] = bool(rows) and not rows[0][0]
+    return known
 
 
 def scratch_kind(con: ibis.BaseBackend) -> str:
