@@ -41,6 +41,11 @@ def dotted(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
+# The shipped presets are parsed on every run: libyaml's parser when PyYAML has
+# it (a third of a run's model loading otherwise), the same safe constructor.
+_PRESET_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _preset_text(name: str) -> str:
     return resources.files("touchmodel.model.presets").joinpath(f"{name}.yaml").read_text("utf-8")
 
@@ -52,8 +57,8 @@ def preset_dict(name: str) -> dict[str, Any]:
             f"preset:{name}",
             [f"(top level): unknown preset {name!r}, expected one of {', '.join(PRESETS)}"],
         )
-    common = yaml.safe_load(_preset_text("_common"))
-    specific = yaml.safe_load(_preset_text(name))
+    common = yaml.load(_preset_text("_common"), Loader=_PRESET_LOADER)
+    specific = yaml.load(_preset_text(name), Loader=_PRESET_LOADER)
     # Key order chosen for reading: identity, tiers, then the machinery.
     merged: dict[str, Any] = {k: specific[k] for k in ("name", "description", "tiering")}
     merged["tiers"] = specific["tiers"]
