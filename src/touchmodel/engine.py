@@ -113,7 +113,7 @@ class Engine:
         plan = plan_decisions(self.model, signals, as_of)
         # One row per account in account order, so files compare across runs.
         # The backend sorts (in parallel, while the rows are still its own,
-        # cheaper than an Arrow sort of the fetched ~100 columns); Arrow's
+        # cheaper than an Arrow sort of the fetched ~60 columns); Arrow's
         # byte order is the contract, so a backend collation that differs is
         # corrected here (finding that out is one pass over the ids).
         keep = [c for c in plan.table.columns if not c.startswith(_INTERNAL_PREFIXES)]
@@ -161,23 +161,7 @@ class Engine:
         started = time.perf_counter()
         mapping_obj = load_mapping(mapping) if mapping is not None else None
         con = self.connect()
-        staged: list[StagedTable] = []
-        forecast: list[ir.Table] = []
-
-        def on_table(name: str, table: ir.Table, checked: bool) -> None:
-            # The heaviest part of the decision query starts on the forecast
-            # of the usage table (before any table is checked) and runs while
-            # the tables load; a check that changes the table restarts it.
-            if name != "usage_events" or (checked and forecast and forecast[-1].equals(table)):
-                return
-            for running in staged:
-                running.close()
-            staged.clear()
-            forecast.append(table)
-            target = f"__tm_usage_part_{len(forecast)}"
-            part = stage(con, usage_part(table, self.model, as_of), target)
-            staged.extend([part] if part is not None else [])
-
+        ahead = _UsageAhead(con, self.model, as_of)
         try:
             step("loading data")
             loaded = load_folder(
@@ -187,15 +171,14 @@ class Engine:
                 as_of=as_of,
                 progress=step,
                 ingested=ingested,
-                on_table=on_table,
+                on_table=ahead.on_table,
                 ahead=["usage_events"],
             )
             return self._decide_loaded(
-                loaded, as_of, mapping_obj, out, max_reject_rate, step, on_loaded, staged, started
+                loaded, as_of, mapping_obj, out, max_reject_rate, step, on_loaded, ahead, started
             )
         finally:
-            for running in staged:  # only still running when something failed first
-                running.close()
+            ahead.close()  # only still running when something failed first
 
     def _decide_loaded(
         self,
@@ -206,7 +189,7 @@ class Engine:
         max_reject_rate: float | None,
         step: Progress,
         on_loaded: Callable[[Mapping[str, ir.Table]], None] | None,
-        staged: list[StagedTable],
+        ahead: _UsageAhead,
         started: float,
     ) -> RunResult:
         """The rest of :meth:`run` once the folder is loaded."""
@@ -227,7 +210,7 @@ class Engine:
             loaded.tables,
             as_of,
             loaded.absent_columns.get("accounts", []),
-            usage=staged[0] if staged else None,
+            usage=ahead.staged,
         )
         result = RunResult(
             decisions=decided.decisions,
@@ -252,6 +235,38 @@ class Engine:
             (out / "run.json").write_text(json.dumps(run_record(result), indent=2, default=str))
             files["run"] = out / "run.json"
         return result
+
+
+class _UsageAhead:
+    """The usage aggregates of one run, started before the tables are checked.
+
+    Staged on the usage table as it will be if its checks find nothing (the
+    loader's forecast), and started again on the checked table only when
+    the checks changed it (see :mod:`touchmodel.signals.staging`).
+    """
+
+    def __init__(self, con: ibis.BaseBackend, model: TouchModel, as_of: dt.date) -> None:
+        self._con, self._model, self._as_of = con, model, as_of
+        self._source: ir.Table | None = None
+        self._started = 0
+        self.staged: StagedTable | None = None
+
+    def on_table(self, name: str, table: ir.Table, checked: bool) -> None:
+        """The loader's ``on_table``: stage on the forecast, restage if the checks changed it."""
+        if name != "usage_events":
+            return
+        if checked and self._source is not None and self._source.equals(table):
+            return
+        self.close()
+        self._source = table
+        self._started += 1
+        part = usage_part(table, self._model, self._as_of)
+        self.staged = stage(self._con, part, f"__tm_usage_part_{self._started}")
+
+    def close(self) -> None:
+        """Stop the staged query if it still runs."""
+        if self.staged is not None:
+            self.staged.close()
 
 
 def _execute(expr: ir.Table, before: Callable[[], None] | None) -> pa.Table:

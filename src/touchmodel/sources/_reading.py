@@ -174,6 +174,11 @@ def scratch_kind(con: ibis.BaseBackend) -> str:
     return "" if in_memory(con) else "TEMP"
 
 
+def scratch_table(con: ibis.BaseBackend, name: str, expr: ir.Table) -> ir.Table:
+    """Materialize ``expr`` as the loader's table ``name`` (where: see scratch_kind)."""
+    return con.create_table(name, expr, temp=scratch_kind(con) == "TEMP")
+
+
 def read_source(
     con: ibis.BaseBackend,
     name: str,

@@ -52,7 +52,7 @@ from touchmodel.sources._reading import (
     ROW_COL,
     SourceTable,
     read_source,
-    scratch_kind,
+    scratch_table,
 )
 from touchmodel.sources._row_rules import TablePlan, plan_table
 from touchmodel.sources.contract import TABLES, Column, TableSpec
@@ -131,7 +131,6 @@ def load_folder(
         raise mapping_error(mapping.source, problems)
 
     token = uuid.uuid4().hex[:8]
-    temp = scratch_kind(con) == "TEMP"
     report = RejectReport(con)
     tables: dict[str, ir.Table] = {}
     missing: list[str] = []
@@ -192,7 +191,7 @@ def load_folder(
         clean = clean_table(plan, nulled, int(row["__rejected"]), ordered=name == "accounts")
         if name == "accounts":
             # Small, and every other table checks its account ids against it.
-            clean = con.create_table(f"__tm_accounts_{token}", clean, temp=temp)
+            clean = scratch_table(con, f"__tm_accounts_{token}", clean)
             account_ids = clean.account_id
             if row["__rejected"]:
                 rejected_account_ids = _rejected_ids(con, plan, token)
@@ -329,8 +328,7 @@ def _rejected_ids(con: ibis.BaseBackend, plan: TablePlan, token: str) -> ir.Colu
     ids = staged.filter(staged["__reject"] & staged[f"__v{index}"].notnull()).select(
         account_id=staged[f"__v{index}"].cast("string")
     )
-    temp = scratch_kind(con) == "TEMP"
-    return con.create_table(f"__tm_rejected_accounts_{token}", ids, temp=temp).account_id
+    return scratch_table(con, f"__tm_rejected_accounts_{token}", ids).account_id
 
 
 def _register(con: ibis.BaseBackend, data: pa.Table, label: str, view: str) -> SourceTable:
@@ -430,5 +428,4 @@ def _apply_traits(
             value = joined[f"__trait_{name}"].cast(dtype).coalesce(value)
         cols[name] = value
     merged = joined.select(**cols).order_by("account_id")
-    temp = scratch_kind(con) == "TEMP"
-    return con.create_table(f"__tm_accounts_traits_{token}", merged, temp=temp), rejects
+    return scratch_table(con, f"__tm_accounts_traits_{token}", merged), rejects
