@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
+from touchmodel.demo.generator import generate
 from touchmodel.engine import Engine
 
 
@@ -115,3 +118,28 @@ def test_a_backend_collation_does_not_change_the_order(tmp_path: Path) -> None:
     # The backend sorts; with a case-insensitive collation its order differs
     # from the byte order of the contract, and the engine re-sorts.
     assert _decide_ids(tmp_path, "nocase") == ["A4", "B1", "_5", "a3", "b2"]
+
+
+def test_duckdb_keeps_account_order_without_sorting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Accounts shuffled in their file: the loader stores them in account
+    # order, and the decision query (one row group, joins probed by the
+    # accounts) returns them so; no sort of the fetched rows is needed.
+    from touchmodel import engine as engine_module
+
+    folder = tmp_path / "data"
+    generate(folder, accounts=300, as_of=dt.date(2026, 11, 1), seed=3)
+    accounts = pq.read_table(folder / "accounts.parquet")
+    order = list(range(accounts.num_rows))
+    random.Random(5).shuffle(order)
+    pq.write_table(accounts.take(order), folder / "accounts.parquet")
+    sorts: list[int] = []
+    real = engine_module._sort_by_account
+    monkeypatch.setattr(
+        engine_module, "_sort_by_account", lambda t: sorts.append(t.num_rows) or real(t)
+    )
+    result = Engine.from_spec("standard").run(folder, as_of=dt.date(2026, 11, 1))
+    ids = result.decisions["account_id"].to_pylist()
+    assert ids == sorted(ids) and len(ids) > 200
+    assert sorts == []

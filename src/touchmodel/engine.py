@@ -43,6 +43,9 @@ Progress = Callable[[str], None]
 
 # Columns of the per-account detail file that are engine internals, not signals.
 _INTERNAL_PREFIXES = ("fired__",)
+# DuckDB's row group (rows): a table of at most one is scanned by one thread,
+# so a query that only probes joins with it returns its rows in table order.
+_DUCKDB_ROW_GROUP = 122_880
 
 
 @dataclass
@@ -106,7 +109,7 @@ class Engine:
         computed ahead (see :mod:`touchmodel.signals.staging`); the query is
         built and compiled while they run, and executed once they are done.
         """
-        tables, excluded = customers_on(tables, as_of)
+        tables, excluded, customers = customers_on(tables, as_of)
         signals = build_signals(
             tables, self.model, as_of, absent_columns, None if usage is None else usage.table
         )
@@ -116,14 +119,22 @@ class Engine:
         # cheaper than an Arrow sort of the fetched ~60 columns); Arrow's
         # byte order is the contract, so a backend collation that differs is
         # corrected here (finding that out is one pass over the ids).
+        # A DuckDB query over one row group of accounts needs no sort when
+        # the accounts are stored in account order (the loader stores them
+        # so) and every join keeps them on its probe side: the rows come out
+        # in that order, which the same check confirms.
         keep = [c for c in plan.table.columns if not c.startswith(_INTERNAL_PREFIXES)]
-        ordered_plan = plan.table.select(keep).order_by("account_id")
+        in_order = _backend_name(plan.table) == "duckdb" and customers <= _DUCKDB_ROW_GROUP
+        ordered_plan = plan.table.select(keep)
+        if not in_order:
+            ordered_plan = ordered_plan.order_by("account_id")
         with _unfused_selects(ordered_plan):
-            executed = _execute(ordered_plan, before=usage.wait if usage is not None else None)
-        ids = executed["account_id"]
-        ordered = pc.greater_equal(ids.slice(1), ids.slice(0, max(len(ids) - 1, 0)))
-        if not pc.all(ordered, min_count=0).as_py():
-            executed = executed.sort_by("account_id")
+            executed = _execute(
+                ordered_plan,
+                before=usage.wait if usage is not None else None,
+                probe_accounts=in_order,
+            )
+        executed = _in_account_order(executed)
         detail_cols = [c for c in keep if c not in DECISION_COLUMNS or c == "account_id"]
         detail_cols += ["tier", "tier_level", "health_score"]
         return Decided(
@@ -269,14 +280,19 @@ class _UsageAhead:
             self.staged.close()
 
 
-def _execute(expr: ir.Table, before: Callable[[], None] | None) -> pa.Table:
+def _execute(
+    expr: ir.Table, before: Callable[[], None] | None, probe_accounts: bool = False
+) -> pa.Table:
     """``expr.to_pyarrow()``, with ``before()`` called between compiling and running.
 
     On DuckDB the query is compiled first (a few tenths of a second of
     Python), so that staged work ``before`` waits for keeps running meanwhile.
+    ``probe_accounts``: keep every join's sides as written (DuckDB would
+    otherwise build its hash table on whichever side it estimates smaller),
+    so the accounts, the left side of every join, stream through in order.
     """
     backend = expr.get_backend()
-    if before is None or backend.name != "duckdb":
+    if backend.name != "duckdb":
         if before is not None:
             before()
         return expr.to_pyarrow()
@@ -285,9 +301,38 @@ def _execute(expr: ir.Table, before: Callable[[], None] | None) -> pa.Table:
     # What the backend's to_pyarrow does, split at the compile step.
     backend._run_pre_execute_hooks(expr)  # type: ignore[attr-defined]
     sql = backend.compile(expr)  # type: ignore[attr-defined]
-    before()
-    raw = backend.con.sql(sql).to_arrow_table()  # type: ignore[attr-defined]
+    if before is not None:
+        before()
+    con = backend.con  # type: ignore[attr-defined]
+    if probe_accounts:
+        con.execute("SET disabled_optimizers = 'build_side_probe_side'")
+    try:
+        raw = con.sql(sql).to_arrow_table()
+    finally:
+        if probe_accounts:
+            con.execute("RESET disabled_optimizers")
     return expr.__pyarrow_result__(raw, data_mapper=DuckDBPyArrowData)  # type: ignore[no-any-return]
+
+
+def _in_account_order(table: pa.Table) -> pa.Table:
+    """``table`` sorted by ``account_id`` in byte order (as it is, if it already is)."""
+    ids = table["account_id"]
+    ordered = pc.greater_equal(ids.slice(1), ids.slice(0, max(len(ids) - 1, 0)))
+    if pc.all(ordered, min_count=0).as_py():
+        return table
+    return _sort_by_account(table)
+
+
+def _sort_by_account(table: pa.Table) -> pa.Table:
+    return table.sort_by("account_id")
+
+
+def _backend_name(expr: ir.Expr) -> str:
+    """The name of the backend ``expr`` is bound to ('' when unbound)."""
+    try:
+        return str(expr.get_backend().name)
+    except Exception:  # an unbound expression
+        return ""
 
 
 @contextmanager
@@ -302,11 +347,7 @@ def _unfused_selects(expr: ir.Table) -> Iterator[None]:
     the nested selects it flattens itself. Other backends keep Ibis' default.
     The option is process-wide, so it is restored right after.
     """
-    try:
-        backend_name = expr.get_backend().name
-    except Exception:  # an unbound expression: nothing to tune
-        backend_name = ""
-    if backend_name != "duckdb":
+    if _backend_name(expr) != "duckdb":
         yield
         return
     options = ibis.options.sql
@@ -320,8 +361,8 @@ def _unfused_selects(expr: ir.Table) -> Iterator[None]:
 
 def customers_on(
     tables: Mapping[str, ir.Table], as_of: dt.date
-) -> tuple[dict[str, ir.Table], dict[str, int]]:
-    """Keep only accounts that were customers on ``as_of``.
+) -> tuple[dict[str, ir.Table], dict[str, int], int]:
+    """Keep only accounts that were customers on ``as_of``; also how many were excluded and kept.
 
     An account that churned on or before the date, or whose contract starts
     after it, gets no decision: it would otherwise fire inactivity triggers
@@ -333,13 +374,13 @@ def customers_on(
     churned = accounts.churned_on.notnull() & (accounts.churned_on.cast("date") <= day)
     not_started = accounts.contract_start.cast("date") > day
     counts = accounts.aggregate(
-        churned=churned.sum(), not_started=(not_started & ~churned).sum()
+        churned=churned.sum(), not_started=(not_started & ~churned).sum(), rows=accounts.count()
     ).to_pyarrow()
     excluded = {k: int(counts[k][0].as_py() or 0) for k in ("churned", "not_started")}
     kept = dict(tables)
     if any(excluded.values()):
         kept["accounts"] = accounts.filter(~churned & ~not_started)
-    return kept, excluded
+    return kept, excluded, int(counts["rows"][0].as_py()) - sum(excluded.values())
 
 
 def write_outputs(result: Decided, out: Path) -> dict[str, Path]:

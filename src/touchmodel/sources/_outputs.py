@@ -64,11 +64,13 @@ def report_rows(plan: TablePlan, hits: list[Check]) -> ir.Table | None:
 
 
 def clean_table(
-    plan: TablePlan, nulled: dict[str, int], rejected: int, ordered: bool = False
+    plan: TablePlan, nulled: dict[str, int], rejected: int, order_by: str | None = None
 ) -> ir.Table:
     """The validated table. Filters and null-outs are added only where the
     count found rows to filter or values to null: clean data pays nothing
-    for checks that found nothing (nor for the account lookup)."""
+    for checks that found nothing (nor for the account lookup).
+
+    ``order_by``: a column to sort by, for a table to be materialized."""
     if rejected:
         s = plan.staged.filter(~plan.staged["__reject"])
         value = lambda i, o: s[f"__v{i}"]  # noqa: E731
@@ -87,7 +89,5 @@ def clean_table(
         if o.type is not None and not has_type(v, o.type):
             v = v.cast(IBIS_TYPES[o.type])
         cols[o.name] = v
-    if ordered:
-        # File order, for a materialized table (the dedup window reorders rows).
-        s = s.order_by([s[FILE_COL], s[ROW_COL]])
-    return s.select(**cols)
+    out = s.select(**cols)
+    return out if order_by is None else out.order_by(order_by)

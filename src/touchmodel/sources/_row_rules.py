@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 
 import ibis
-import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
 from touchmodel.errors import DataError
 from touchmodel.sources._casting import as_text
 from touchmodel.sources._columns import ColumnPlanner, OutputColumn
 from touchmodel.sources._reading import FILE_COL, ROW_COL, SourceTable
+from touchmodel.sources._screens import Screens, plan_screens
 from touchmodel.sources.contract import TableSpec
 from touchmodel.sources.mapping import Mapping, TableMapping
 from touchmodel.sources.rejects import NULLED, REJECTED
@@ -38,16 +39,36 @@ class Check:
 
 @dataclass
 class TablePlan:
-    """One table planned: its output columns and the checks its staged table flags."""
+    """One table planned: its output columns and the checks its staged table flags.
+
+    The staged table and the checks are built on first use: a table whose
+    screens show it clean needs neither (nor their report expressions), and
+    building them is most of the planning time.
+    """
 
     source: ir.Table  # what the outputs' expressions are built on
-    staged: ir.Table  # source + converted values + one flag per check
     outputs: list[OutputColumn]
-    checks: list[Check]
     source_cols: list[str]
-    # Small relations that are all empty when no check can flag any row (see
-    # :func:`screen_relations`); None when some check has no cheap screen.
-    screens: list[ir.Table] | None = None
+    # Tests that all come out empty when no check can flag any row (see
+    # :mod:`touchmodel.sources._screens`); None when some check has no cheap screen.
+    screens: Screens | None
+    spec: TableSpec
+    account_ids: ir.Column | None
+    rejected_account_ids: ir.Column | None
+
+    @cached_property
+    def _checked(self) -> tuple[ir.Table, list[Check]]:
+        return _stage(self)
+
+    @property
+    def staged(self) -> ir.Table:
+        """Source + converted values + one flag per check."""
+        return self._checked[0]
+
+    @property
+    def checks(self) -> list[Check]:
+        """Every check of the table, each a boolean column of :attr:`staged`."""
+        return self._checked[1]
 
 
 def plan_table(
@@ -100,7 +121,23 @@ def plan_table(
         )
         taken.add(s)
 
-    t = src.table
+    index = {o.name: i for i, o in enumerate(outputs)}
+    screens = plan_screens(src.table, spec, outputs, index, account_ids)
+    return TablePlan(
+        src.table,
+        outputs,
+        list(src.columns),
+        screens,
+        spec,
+        account_ids,
+        rejected_account_ids,
+    )
+
+
+def _stage(plan: TablePlan) -> tuple[ir.Table, list[Check]]:
+    """The staged table of ``plan`` (one flag column per check) and its checks."""
+    t, outputs, spec = plan.source, plan.outputs, plan.spec
+    account_ids, rejected_account_ids = plan.account_ids, plan.rejected_account_ids
     cols: dict[str, ir.Value] = {}
     checks: list[Check] = []
     reject_flags: list[str] = []
@@ -127,7 +164,6 @@ def plan_table(
     staged = t.mutate(**cols)
 
     index = {o.name: i for i, o in enumerate(outputs)}
-    screens = screen_relations(t, spec, outputs, index, account_ids)
     if account_ids is not None and spec.references_accounts:
         i = index["account_id"]
         aid = staged[f"__v{i}"]
@@ -199,78 +235,7 @@ def plan_table(
         Check(f"{c.flag}n", c.action, c.field, c.shown, c.reason) if c.action == NULLED else c
         for c in checks
     ]
-    return TablePlan(t, staged, outputs, checks, list(src.columns), screens)
-
-
-def screen_relations(
-    t: ir.Table,
-    spec: TableSpec,
-    outputs: list[OutputColumn],
-    index: dict[str, int],
-    account_ids: ir.Column | None,
-) -> list[ir.Table] | None:
-    """Relations over the source ``t`` that are all empty when no check of the table can fire.
-
-    Each is a superset test of one check (or one part of it): a row that a
-    check would flag makes at least one of them non-empty. The column
-    screens are plain comparisons and null tests, each filtered on its own so
-    that DuckDB can skip whole Parquet row groups by their statistics; the
-    account lookup and the duplicate-key test are small aggregates. None when
-    a check has no screen: then only the full counting pass can tell.
-    Screens on floating-point columns are counted row by row instead (see below).
-    """
-    relations: list[ir.Table] = []
-    per_row: list[ir.BooleanValue] = []
-    for o in outputs:
-        if o.bad is None:
-            continue
-        if o.screens is None:
-            return None
-        for s in o.screens:
-            if _reads_floats(s):
-                per_row.append(s)
-            else:
-                relations.append(t.filter(s))
-    # Per-row screens are counted, not filtered: DuckDB would prune row groups
-    # by Parquet statistics, which leave NaN out, and so miss the NaNs (and
-    # NaN > max) they look for. A counted condition is evaluated on every row.
-    counted = any_of(per_row) if per_row else None
-    if account_ids is not None and spec.references_accounts:
-        # Unknown accounts (the full check leaves out rows whose id is itself
-        # missing or blank, so this may match more, never fewer), grouped by
-        # id; the per-row screens are counted in the same scan.
-        aid = outputs[index["account_id"]].clean_value
-        if counted is None:
-            ids = t.select(__aid=aid).distinct()
-            relations.append(ids.filter(~ids["__aid"].isin(account_ids)))
-        else:
-            by_id = t.group_by(__aid=aid).aggregate(__m=t.count(where=counted))
-            relations.append(by_id.filter(~by_id["__aid"].isin(account_ids) | (by_id["__m"] > 0)))
-    elif counted is not None:
-        rows = t.aggregate(__m=t.count(where=counted))
-        relations.append(rows.filter(rows["__m"] > 0))
-    if spec.key:
-        # A duplicate needs two rows with the same key (NULLs group together,
-        # as they partition together in the full check's window).
-        keys = t.select(
-            **{f"__k{j}": outputs[index[k]].clean_value for j, k in enumerate(spec.key)}
-        )
-        groups = keys.group_by(keys.columns).aggregate(__n=keys.count())
-        relations.append(groups.filter(groups["__n"] > 1))
-    return relations
-
-
-def _reads_floats(value: ir.Value) -> bool:
-    """Whether ``value`` reads a floating-point column."""
-    return any(f.dtype.is_floating() for f in value.op().find(ops.Field))
-
-
-def any_of(conditions: list[ir.BooleanValue]) -> ir.BooleanValue:
-    """True where any of ``conditions`` is true."""
-    out = conditions[0]
-    for c in conditions[1:]:
-        out = out | c
-    return out
+    return staged, checks
 
 
 def any_flag(t: ir.Table, flags: list[str]) -> ir.BooleanValue:

@@ -54,7 +54,8 @@ from touchmodel.sources._reading import (
     read_source,
     scratch_table,
 )
-from touchmodel.sources._row_rules import TablePlan, plan_table
+from touchmodel.sources._row_rules import Check, TablePlan, plan_table
+from touchmodel.sources._screens import screen_sql
 from touchmodel.sources.contract import TABLES, Column, TableSpec
 from touchmodel.sources.mapping import Mapping, TableMapping, mapping_error, mapping_problems
 from touchmodel.sources.rejects import NULLED, RejectReport, TableRejects
@@ -178,19 +179,24 @@ def load_folder(
         src = read_ahead.get(name) or read_source(con, name, found, folder, tmap, token)
         plan = plan_table(src, spec, tmap, mapping, as_of, account_ids, rejected_account_ids)
 
-        # Parquet that the screens show to be clean needs no counting pass.
+        # Parquet that the screens show to be clean needs no counting pass
+        # (nor the checks' expressions: no check fires).
         row = screened_counts(plan) if found.kind == "parquet" else None
+        hits: list[Check] = []
+        nulled: dict[str, int] = {}
         if row is None:
             row = count_checks(plan)
+            hits = [c for c in plan.checks if row[c.flag]]
+            nulled = {c.flag: int(row[c.flag]) for c in plan.checks if c.action == NULLED}
         parse_bad = src.parse_problems.num_rows if src.parse_problems is not None else 0
         rows_read = int(row["__rows"]) + parse_bad
         rejected = int(row["__rejected"]) + parse_bad
-        hits = [c for c in plan.checks if row[c.flag]]
-        nulled = {c.flag: int(row[c.flag]) for c in plan.checks if c.action == NULLED}
 
-        clean = clean_table(plan, nulled, int(row["__rejected"]), ordered=name == "accounts")
+        order = "account_id" if name == "accounts" else None
+        clean = clean_table(plan, nulled, int(row["__rejected"]), order_by=order)
         if name == "accounts":
-            # Small, and every other table checks its account ids against it.
+            # Small, and every other table checks its account ids against it;
+            # stored in account order, the order of the decisions.
             clean = scratch_table(con, f"__tm_accounts_{token}", clean)
             account_ids = clean.account_id
             if row["__rejected"]:
@@ -296,29 +302,24 @@ def count_checks(plan: TablePlan) -> dict[str, int]:
 
 
 def screened_counts(plan: TablePlan) -> dict[str, int] | None:
-    """What :func:`count_checks` returns, when the table's screens prove no check fires.
+    """Rows and rejected rows (``__rows``, ``__rejected``: 0), when the screens prove no check fires.
 
-    One query counts the rows and the rows of every screen relation. The
+    One query counts the rows and the rows every screen matches. The
     screens are supersets of the checks, so when all are empty every check
     count is zero; for a Parquet file DuckDB answers most of them from the
     row-group statistics without reading the data. None when a screen is not
     empty (something may be rejected or nulled) or the table has no screens:
     then the full pass counts, so the report is exactly what it would be.
     """
-    if plan.screens is None:
+    sql = None if plan.screens is None else screen_sql(plan.screens)
+    if plan.screens is None or sql is None:
         return None
-    source = plan.source
-    total = source.aggregate(__n=source.count()).mutate(__i=ibis.literal(-1, type="int64"))
-    parts = [total]
-    for i, rel in enumerate(plan.screens):
-        parts.append(rel.aggregate(__n=rel.count()).mutate(__i=ibis.literal(i, type="int64")))
     # Plain rows, not Arrow: a few numbers, and the loader runs on DuckDB only.
-    query = ibis.union(*parts)
-    sql = query.get_backend().compile(query.select("__i", "__n"))  # type: ignore[attr-defined]
-    counts = dict(query.get_backend().con.execute(sql).fetchall())  # type: ignore[attr-defined]
-    if any(counts[i] for i in range(len(plan.screens))):
+    con = plan.source.get_backend().con  # type: ignore[attr-defined]
+    counts = dict(con.execute(sql).fetchall())
+    if any(counts[i] for i in range(plan.screens.count)):
         return None
-    return {"__rows": counts[-1], "__rejected": 0, **{c.flag: 0 for c in plan.checks}}
+    return {"__rows": counts[-1], "__rejected": 0}
 
 
 def _rejected_ids(con: ibis.BaseBackend, plan: TablePlan, token: str) -> ir.Column:
