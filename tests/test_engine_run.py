@@ -143,3 +143,66 @@ def test_duckdb_keeps_account_order_without_sorting(
     ids = result.decisions["account_id"].to_pylist()
     assert ids == sorted(ids) and len(ids) > 200
     assert sorts == []
+
+
+def test_a_run_gives_the_frozen_objects_back_to_the_collector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from touchmodel import engine as engine_module
+
+    folder = tmp_path / "data"
+    generate(folder, accounts=30, as_of=dt.date(2026, 11, 1), seed=3)
+    during: list[int] = []
+
+    def spy(self: Engine, *args: object, **kwargs: object) -> object:
+        during.append(gc.get_freeze_count())
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(engine_module.Engine, "_decide_loaded", spy)
+    before = gc.get_freeze_count()
+    with pytest.raises(RuntimeError, match="stop"):
+        Engine.from_spec("standard").run(folder, as_of=dt.date(2026, 11, 1))
+    assert during and during[0] > before
+    assert gc.get_freeze_count() == before
+
+
+def _three_accounts(tmp_path: Path) -> Path:
+    pq.write_table(
+        pa.table({
+            "account_id": ["A", "B", "C"],
+            "arr": [1000.0] * 3,
+            "contract_start": [dt.date(2024, 1, 1)] * 3,
+        }),
+        tmp_path / "accounts.parquet",
+    )  # fmt: skip
+    return tmp_path
+
+
+def test_a_missing_id_passed_to_decide_sorts_last(tmp_path: Path) -> None:
+    # decide() takes any tables; an id the loader would reject must not
+    # hide the disorder of the rows around it.
+    from touchmodel.sources.loader import load_folder
+
+    con = Engine.connect()
+    loaded = load_folder(con, _three_accounts(tmp_path), mapping=None, as_of=dt.date(2026, 11, 1))
+    accounts = loaded.tables["accounts"].to_pyarrow()
+    ids = pa.array(["C", None, "A"], pa.string())
+    accounts = accounts.set_column(accounts.schema.get_field_index("account_id"), "account_id", ids)
+    tables = {**loaded.tables, "accounts": con.create_table("user_accounts", accounts)}
+    decided = Engine.from_spec("standard").decide(tables, dt.date(2026, 11, 1))
+    assert decided.decisions["account_id"].to_pylist() == ["A", "C", None]
+
+
+def test_decide_leaves_the_users_disabled_optimizers_as_they_were(tmp_path: Path) -> None:
+    from touchmodel.sources.loader import load_folder
+
+    con = Engine.connect()
+    con.raw_sql("SET disabled_optimizers = 'join_order'")
+    other = con.con.cursor()  # the setting is global: every connection sees it
+    loaded = load_folder(con, _three_accounts(tmp_path), mapping=None, as_of=dt.date(2026, 11, 1))
+    Engine.from_spec("standard").decide(loaded.tables, dt.date(2026, 11, 1))
+    for c in (con.con, other):
+        setting = c.execute("SELECT current_setting('disabled_optimizers')").fetchall()
+        assert setting == [("join_order",)]

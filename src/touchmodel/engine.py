@@ -8,6 +8,7 @@ the same way and call :meth:`Engine.run` (a data folder on disk) or
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -173,23 +174,32 @@ class Engine:
         mapping_obj = load_mapping(mapping) if mapping is not None else None
         con = self.connect()
         ahead = _UsageAhead(con, self.model, as_of)
-        try:
-            step("loading data")
-            loaded = load_folder(
-                con,
-                Path(data),
-                mapping=mapping_obj,
-                as_of=as_of,
-                progress=step,
-                ingested=ingested,
-                on_table=ahead.on_table,
-                ahead=["usage_events"],
-            )
-            return self._decide_loaded(
-                loaded, as_of, mapping_obj, out, max_reject_rate, step, on_loaded, ahead, started
-            )
-        finally:
-            ahead.close()  # only still running when something failed first
+        with _older_objects_left_alone():
+            try:
+                step("loading data")
+                loaded = load_folder(
+                    con,
+                    Path(data),
+                    mapping=mapping_obj,
+                    as_of=as_of,
+                    progress=step,
+                    ingested=ingested,
+                    on_table=ahead.on_table,
+                    ahead=["usage_events"],
+                )
+                return self._decide_loaded(
+                    loaded,
+                    as_of,
+                    mapping_obj,
+                    out,
+                    max_reject_rate,
+                    step,
+                    on_loaded,
+                    ahead,
+                    started,
+                )
+            finally:
+                ahead.close()  # only still running when something failed first
 
     def _decide_loaded(
         self,
@@ -280,6 +290,23 @@ class _UsageAhead:
             self.staged.close()
 
 
+@contextmanager
+def _older_objects_left_alone() -> Iterator[None]:
+    """Keep the garbage collector off the objects that existed before this block.
+
+    A run builds many short-lived Ibis objects, which trigger collections;
+    a full one would also walk every object the process already holds
+    (the libraries: ~150k objects, ~0.06 s per walk) though none of them is
+    the run's garbage. They are frozen for the run and given back after, so
+    the next collection outside the run sees them again.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def _execute(
     expr: ir.Table, before: Callable[[], None] | None, probe_accounts: bool = False
 ) -> pa.Table:
@@ -304,13 +331,17 @@ def _execute(
     if before is not None:
         before()
     con = backend.con  # type: ignore[attr-defined]
+    # A global setting in DuckDB: added to the user's own list, and that list
+    # put back right after.
+    disabled = con.execute("SELECT current_setting('disabled_optimizers')").fetchall()[0][0]
     if probe_accounts:
-        con.execute("SET disabled_optimizers = 'build_side_probe_side'")
+        added = ",".join(x for x in (disabled, "build_side_probe_side") if x)
+        con.execute("SET disabled_optimizers = $1", [added])
     try:
         raw = con.sql(sql).to_arrow_table()
     finally:
         if probe_accounts:
-            con.execute("RESET disabled_optimizers")
+            con.execute("SET disabled_optimizers = $1", [disabled])
     return expr.__pyarrow_result__(raw, data_mapper=DuckDBPyArrowData)  # type: ignore[no-any-return]
 
 
@@ -318,7 +349,8 @@ def _in_account_order(table: pa.Table) -> pa.Table:
     """``table`` sorted by ``account_id`` in byte order (as it is, if it already is)."""
     ids = table["account_id"]
     ordered = pc.greater_equal(ids.slice(1), ids.slice(0, max(len(ids) - 1, 0)))
-    if pc.all(ordered, min_count=0).as_py():
+    # A missing id compares as null: not in order (sorting puts it last).
+    if ids.null_count == 0 and pc.all(ordered, min_count=0).as_py():
         return table
     return _sort_by_account(table)
 
