@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
@@ -206,3 +207,33 @@ def test_decide_leaves_the_users_disabled_optimizers_as_they_were(tmp_path: Path
     for c in (con.con, other):
         setting = c.execute("SELECT current_setting('disabled_optimizers')").fetchall()
         assert setting == [("join_order",)]
+
+
+def test_a_nan_arr_in_parquet_is_rejected_and_its_events_say_why(tmp_path: Path) -> None:
+    # Parquet's min/max leave NaN out; DuckDB would take them as proof that
+    # the value is finite and fold the check away (then NaN >= any band: 'high').
+    ids = ["A", "B", "C"]
+    pq.write_table(
+        pa.table({
+            "account_id": ids,
+            "arr": [1000.0, float("nan"), 200000.0],
+            "contract_start": [dt.date(2024, 1, 1)] * 3,
+        }),
+        tmp_path / "accounts.parquet",
+    )  # fmt: skip
+    pq.write_table(
+        pa.table({
+            "account_id": ids,
+            "timestamp": [dt.datetime(2026, 10, 20, 12)] * 3,
+            "event": ["login"] * 3,
+        }),
+        tmp_path / "usage_events.parquet",
+    )  # fmt: skip
+    result = Engine.from_spec("standard").run(
+        tmp_path, as_of=dt.date(2026, 11, 1), out=tmp_path / "out", max_reject_rate=1.0
+    )
+    assert result.decisions["account_id"].to_pylist() == ["A", "C"]
+    report = pacsv.read_csv(tmp_path / "out" / "rejected_rows.csv").to_pylist()
+    reasons = {(r["file"], r["field"]): r["reason"] for r in report}
+    assert reasons[("accounts.parquet", "arr")] == "not a finite number"
+    assert "was rejected in the accounts table" in reasons[("usage_events.parquet", "account_id")]

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from touchmodel.backend_settings import optimizers_off
 from touchmodel.decide.decisions import (
     DECISION_COLUMNS,
     InactiveRule,
@@ -331,17 +332,8 @@ def _execute(
     if before is not None:
         before()
     con = backend.con  # type: ignore[attr-defined]
-    # A global setting in DuckDB: added to the user's own list, and that list
-    # put back right after.
-    disabled = con.execute("SELECT current_setting('disabled_optimizers')").fetchall()[0][0]
-    if probe_accounts:
-        added = ",".join(x for x in (disabled, "build_side_probe_side") if x)
-        con.execute("SET disabled_optimizers = $1", [added])
-    try:
+    with optimizers_off(con, ["build_side_probe_side"] if probe_accounts else []):
         raw = con.sql(sql).to_arrow_table()
-    finally:
-        if probe_accounts:
-            con.execute("SET disabled_optimizers = $1", [disabled])
     return expr.__pyarrow_result__(raw, data_mapper=DuckDBPyArrowData)  # type: ignore[no-any-return]
 
 

@@ -8,7 +8,7 @@ report from them (:mod:`touchmodel.sources._outputs`).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import ibis
@@ -18,7 +18,7 @@ from touchmodel.errors import DataError
 from touchmodel.sources._casting import as_text
 from touchmodel.sources._columns import ColumnPlanner, OutputColumn
 from touchmodel.sources._reading import FILE_COL, ROW_COL, SourceTable
-from touchmodel.sources._screens import Screens, plan_screens
+from touchmodel.sources._screens import Screens, plan_screens, reads_floats
 from touchmodel.sources.contract import TableSpec
 from touchmodel.sources.mapping import Mapping, TableMapping
 from touchmodel.sources.rejects import NULLED, REJECTED
@@ -35,6 +35,8 @@ class Check:
     field: ir.Value
     shown: ir.Value
     reason: ir.Value
+    # Whether the check reads a floating-point column (see count_checks).
+    floats: bool = False
 
 
 @dataclass
@@ -155,6 +157,7 @@ def _stage(plan: TablePlan) -> tuple[ir.Table, list[Check]]:
                 o.field if o.field is not None else ibis.literal(o.name),
                 o.shown if o.shown is not None else as_text(o.value),
                 o.reason if o.reason is not None else ibis.literal(f"{o.name}: invalid value"),
+                reads_floats(o.bad),
             )
         )
         if o.required:
@@ -231,10 +234,7 @@ def _stage(plan: TablePlan) -> tuple[ir.Table, list[Check]]:
         staged = staged.mutate(
             **{f"{flag}n": staged[flag] & ~staged["__reject"] for flag, _o in null_flags}
         )
-    checks = [
-        Check(f"{c.flag}n", c.action, c.field, c.shown, c.reason) if c.action == NULLED else c
-        for c in checks
-    ]
+    checks = [replace(c, flag=f"{c.flag}n") if c.action == NULLED else c for c in checks]
     return staged, checks
 
 

@@ -69,7 +69,7 @@ def plan_screens(
         if o.screens is None:
             return None
         for s in o.screens:
-            (per_row if _reads_floats(s) else filters).append(s)
+            (per_row if reads_floats(s) else filters).append(s)
     counted = None
     if per_row:
         counted = per_row[0]
@@ -144,6 +144,6 @@ def screen_sql(screens: Screens) -> str | None:
     return "\nUNION ALL\n".join(parts)
 
 
-def _reads_floats(value: ir.Value) -> bool:
+def reads_floats(value: ir.Value) -> bool:
     """Whether ``value`` reads a floating-point column."""
     return any(f.dtype.is_floating() for f in value.op().find(ops.Field))

@@ -44,6 +44,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from touchmodel.backend_settings import optimizers_off
 from touchmodel.errors import DataError
 from touchmodel.sources._discovery import discover_table
 from touchmodel.sources._outputs import clean_table, report_rows
@@ -194,13 +195,14 @@ def load_folder(
 
         order = "account_id" if name == "accounts" else None
         clean = clean_table(plan, nulled, int(row["__rejected"]), order_by=order)
+        # The accounts are small, and every other table checks its account
+        # ids against them: always materialized, in account order (the order
+        # of the decisions).
+        clean = _settled(con, f"__tm_{name}_{token}", clean, hits, materialize=name == "accounts")
         if name == "accounts":
-            # Small, and every other table checks its account ids against it;
-            # stored in account order, the order of the decisions.
-            clean = scratch_table(con, f"__tm_accounts_{token}", clean)
             account_ids = clean.account_id
             if row["__rejected"]:
-                rejected_account_ids = _rejected_ids(con, plan, token)
+                rejected_account_ids = _rejected_ids(con, plan, token, hits)
             if ingested is not None and ingested.groups.num_rows:
                 step(f"applying account traits from {GROUPS_LABEL}")
                 clean, traits_rej = _apply_traits(
@@ -234,7 +236,7 @@ def load_folder(
                 rows_read=rows_read,
                 rejected=rejected,
                 values_nulled=sum(nulled.values()),
-                rows=report_rows(plan, hits),
+                rows=_report(con, f"__tm_report_{name}_{token}", plan, hits),
                 parse_rows=src.parse_problems,
             )
         )
@@ -297,8 +299,32 @@ def count_checks(plan: TablePlan) -> dict[str, int]:
     }
     for c in plan.checks:
         aggs[c.flag] = staged.count(where=staged[c.flag])
-    row: dict[str, int] = staged.aggregate(**aggs).to_pyarrow().to_pylist()[0]
+    query = staged.aggregate(**aggs)
+    with optimizers_off(query.get_backend().con, _NO_FOLDING):  # type: ignore[attr-defined]
+        row: dict[str, int] = query.to_pyarrow().to_pylist()[0]
     return row
+
+
+# DuckDB's statistics propagation takes a Parquet float column's min/max,
+# which leave NaN out, as proof that isnan() is false, and folds the checks
+# for NaN away. The counting pass, and a clean table whose float values a
+# check changed, are computed without it (see _settled).
+_NO_FOLDING = ["statistics_propagation"]
+
+
+def _settled(
+    con: ibis.BaseBackend, name: str, clean: ir.Table, hits: list[Check], materialize: bool
+) -> ir.Table:
+    """``clean``, materialized (as ``name``) when ``materialize`` or a float check changed it.
+
+    A table whose NaNs a check rejected or set to null is computed once with
+    the folding off; the queries that read it afterwards read the result.
+    """
+    floats = any(c.floats for c in hits)
+    if not (materialize or floats):
+        return clean
+    with optimizers_off(con.con, _NO_FOLDING if floats else []):  # type: ignore[attr-defined]
+        return scratch_table(con, name, clean)
 
 
 def screened_counts(plan: TablePlan) -> dict[str, int] | None:
@@ -322,14 +348,24 @@ def screened_counts(plan: TablePlan) -> dict[str, int] | None:
     return {"__rows": counts[-1], "__rejected": 0}
 
 
-def _rejected_ids(con: ibis.BaseBackend, plan: TablePlan, token: str) -> ir.Column:
+def _report(
+    con: ibis.BaseBackend, name: str, plan: TablePlan, hits: list[Check]
+) -> ir.Table | None:
+    """The report rows of ``hits``; materialized (few rows) when a float check is among them."""
+    rows = report_rows(plan, hits)
+    return None if rows is None else _settled(con, name, rows, hits, materialize=False)
+
+
+def _rejected_ids(
+    con: ibis.BaseBackend, plan: TablePlan, token: str, hits: list[Check]
+) -> ir.Column:
     """Ids of the account rows that were rejected (small; only made when there are any)."""
     staged = plan.staged
     index = next(i for i, o in enumerate(plan.outputs) if o.name == "account_id")
     ids = staged.filter(staged["__reject"] & staged[f"__v{index}"].notnull()).select(
         account_id=staged[f"__v{index}"].cast("string")
     )
-    return scratch_table(con, f"__tm_rejected_accounts_{token}", ids).account_id
+    return _settled(con, f"__tm_rejected_accounts_{token}", ids, hits, materialize=True).account_id
 
 
 def _register(con: ibis.BaseBackend, data: pa.Table, label: str, view: str) -> SourceTable:
@@ -351,6 +387,7 @@ def _checked(
     as_of: dt.date,
     account_ids: ir.Column | None,
     rejected_account_ids: ir.Column | None,
+    token: str,
 ) -> tuple[ir.Table, TableRejects, list[str]]:
     """One ingested source through the loader's own checks: clean table and its report."""
     plan = plan_table(
@@ -359,14 +396,17 @@ def _checked(
     row = count_checks(plan)
     hits = [c for c in plan.checks if row[c.flag]]
     nulled = {c.flag: int(row[c.flag]) for c in plan.checks if c.action == NULLED}
-    clean = clean_table(plan, nulled, int(row["__rejected"]))
+    clean = _settled(
+        con, f"__tm_{report_name}_{token}", clean_table(plan, nulled, int(row["__rejected"])),
+        hits, materialize=False,
+    )  # fmt: skip
     rejects = TableRejects(
         table=report_name,
         source=src.label,
         rows_read=int(row["__rows"]),
         rejected=int(row["__rejected"]),
         values_nulled=sum(nulled.values()),
-        rows=report_rows(plan, hits),
+        rows=_report(con, f"__tm_report_{report_name}_{token}", plan, hits),
         counts_towards_rate=False,
     )
     absent = [o.name for o in plan.outputs if not o.provided and o.default is None]
@@ -384,7 +424,9 @@ def _load_ingested(
 ) -> tuple[ir.Table, TableRejects, list[str]]:
     """Ingested usage events, typed and checked like a usage_events file."""
     src = _register(con, usage, USAGE_LABEL, f"__tm_ingested_usage_{token}")
-    return _checked(con, INGESTED_EVENTS, spec, src, as_of, account_ids, rejected_account_ids)
+    return _checked(
+        con, INGESTED_EVENTS, spec, src, as_of, account_ids, rejected_account_ids, token
+    )
 
 
 def _union_by_name(first: ir.Table, second: ir.Table) -> ir.Table:
@@ -418,7 +460,7 @@ def _apply_traits(
     spec = TableSpec(name="accounts", columns=tuple(columns), references_accounts=True)
     src = _register(con, groups, GROUPS_LABEL, f"__tm_ingested_groups_{token}")
     traits, rejects, _ = _checked(
-        con, INGESTED_GROUPS, spec, src, as_of, accounts.account_id, rejected_account_ids
+        con, INGESTED_GROUPS, spec, src, as_of, accounts.account_id, rejected_account_ids, token
     )
     traits = traits.select("account_id", *names).rename({f"__trait_{n}": n for n in names})
     joined = accounts.left_join(traits, accounts.account_id == traits.account_id)
