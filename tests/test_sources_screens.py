@@ -156,6 +156,10 @@ BAD = [
     ("accounts", "arr", 0, math.nan, True),
     ("accounts", "arr", 0, None, True),
     ("accounts", "employees", 0, -1, True),
+    # A float column typed integer: not whole, and no crash on the way there.
+    ("accounts", "employees", 0, math.nan, True),
+    ("accounts", "employees", 0, math.inf, True),
+    ("accounts", "employees", 0, 1e300, True),
     ("accounts", "contract_start", 0, None, True),
     ("usage_events", "account_id", 0, "ZZ", True),  # unknown account
     ("usage_events", "account_id", 0, "", True),
@@ -223,3 +227,45 @@ def test_csv_is_always_counted_in_full(tmp_path: Path, monkeypatch: pytest.Monke
     (tmp_path / "accounts.csv").write_text("account_id,arr,contract_start\nA1,5,2025-01-01\n")
     _fast, skipped = load_fast(tmp_path, monkeypatch)
     assert skipped == []
+
+
+def test_a_scaled_value_that_overflows_is_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tables = _tables()
+    tables["accounts"]["mrr"] = [100.0, 1e308, 0.0]
+    tables["accounts"].pop("arr")
+    folder = write_folder(tmp_path / "data", tables)
+    mapping = Mapping(
+        tables={"accounts": TableMapping(columns={"arr": ColumnMapping(source="mrr", scale=12)})}
+    )
+    fast, _ = load_fast(folder, monkeypatch, mapping)
+    assert snapshot(fast) == snapshot(load_full(folder, monkeypatch, mapping))
+    report = [r for r in fast.rejects.to_pyarrow().to_pylist() if r["file"] == "accounts.parquet"]
+    assert [(r["row"], r["reason"]) for r in report] == [
+        (2, "not a finite number once scaled by 12")
+    ]
+    assert fast.tables["accounts"].to_pyarrow()["account_id"].to_pylist() == ["A1", "A3"]
+
+
+def test_float_traits_with_a_problem_load_into_a_database_file(tmp_path: Path) -> None:
+    # The checked traits are materialized (a float check fired): under a name
+    # of their own, not the name of the traits' source view.
+    from touchmodel.ingest.feed import IngestedInput
+
+    folder = write_folder(tmp_path / "data", _tables())
+    message = "__tm_message"
+    usage = pa.table({
+        "account_id": ["A1"], "timestamp": ["2026-10-25 10:00:00"], "event": ["login"],
+        "user_id": ["u1"], "quantity": ["1"], message: pa.array([1], pa.int64()),
+    })  # fmt: skip
+    groups = pa.table({
+        "account_id": ["A1", "A2"], "arr": pa.array([-5.0, 5.0]), message: pa.array([3, 4], pa.int64()),
+    })  # fmt: skip
+    con = ibis.duckdb.connect(str(tmp_path / "state.duckdb"))
+    loaded = load_folder(
+        con, folder, mapping=None, as_of=AS_OF, ingested=IngestedInput(usage=usage, groups=groups)
+    )
+    arr = {r["account_id"]: r["arr"] for r in loaded.tables["accounts"].to_pyarrow().to_pylist()}
+    assert arr == {"A1": 1000.0, "A2": 5.0, "A3": 0.0}  # A1's -5.0 was reported, the file's kept
+    assert loaded.rejects.summary()["ingested_groups"]["values_nulled"] == 1

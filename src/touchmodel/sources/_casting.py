@@ -18,6 +18,16 @@ _FALSE = ("false", "f", "no", "n", "0")
 _INT64_LIMIT = 9.2e18
 
 
+def _whole(f: ir.FloatingValue) -> ir.BooleanValue:
+    """Whether ``f`` is a whole number (NULL for NaN; false for infinities).
+
+    Not ``f == f.floor()``: Ibis casts the floor to BIGINT, and DuckDB
+    evaluates that cast for every row, failing the whole load on a NaN, an
+    infinity or a huge value that the guards beside it would have rejected.
+    """
+    return f % 1 == 0  # type: ignore[no-any-return]
+
+
 @ibis.udf.scalar.builtin(name="try_strptime")
 def _try_strptime(value: str, fmt: str) -> dt.datetime:  # type: ignore[empty-body]
     """DuckDB's try_strptime: NULL instead of an error for a value not in the format."""
@@ -89,7 +99,7 @@ def _from_text(text: ir.StringValue, target: str, formats: list[str]) -> Convert
         return Converted(v, bad, reason(f"not {expected}"))
     if target == "integer":
         f = text.try_cast("float64")
-        ok = f.notnull() & ~f.isnan() & ~f.isinf() & (f.abs() < _INT64_LIMIT) & (f == f.floor())
+        ok = f.notnull() & ~f.isnan() & ~f.isinf() & (f.abs() < _INT64_LIMIT) & _whole(f)
         v = ibis.ifelse(
             ok, ibis.coalesce(text.try_cast("int64"), f.cast("int64")), typed_null("int64")
         )
@@ -132,7 +142,7 @@ def convert_value(raw: ir.Value, target: str, formats: list[str]) -> Converted:
         return Converted(raw if dtype == want else raw.cast("int64"))
     if target == "integer" and (dtype.is_floating() or dtype.is_decimal()):
         f = raw.cast("float64")
-        ok = ~f.isnan() & ~f.isinf() & (f.abs() < _INT64_LIMIT) & (f == f.floor())
+        ok = ~f.isnan() & ~f.isinf() & (f.abs() < _INT64_LIMIT) & _whole(f)
         return Converted(
             ibis.ifelse(ok, f.cast("int64"), typed_null("int64")),
             raw.notnull() & ~ok,

@@ -254,6 +254,13 @@ class ColumnPlanner:
             reasons.append((conv.bad, conv.reason))
         if cmap is not None and cmap.scale is not None:
             v = (v * cmap.scale).cast(IBIS_TYPES[target])
+            if target == "number":
+                # A finite value can overflow to infinity once scaled.
+                overflow = v.isinf()  # type: ignore[attr-defined]
+                bad = or_flags(bad, overflow)
+                reasons.append(
+                    (overflow, ibis.literal(f"not a finite number once scaled by {cmap.scale:g}"))
+                )
         if col is not None and col.choices:
             norm = v.strip().lower()  # type: ignore[attr-defined]
             choice_bad = norm.notnull() & ~norm.isin(list(col.choices))

@@ -397,7 +397,7 @@ def _checked(
     hits = [c for c in plan.checks if row[c.flag]]
     nulled = {c.flag: int(row[c.flag]) for c in plan.checks if c.action == NULLED}
     clean = _settled(
-        con, f"__tm_{report_name}_{token}", clean_table(plan, nulled, int(row["__rejected"])),
+        con, f"__tm_{report_name}_clean_{token}", clean_table(plan, nulled, int(row["__rejected"])),
         hits, materialize=False,
     )  # fmt: skip
     rejects = TableRejects(
