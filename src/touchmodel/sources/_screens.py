@@ -22,6 +22,7 @@ import ibis
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
+from touchmodel.sources._casting import or_flags
 from touchmodel.sources._columns import OutputColumn
 from touchmodel.sources.contract import TableSpec
 
@@ -70,11 +71,9 @@ def plan_screens(
             return None
         for s in o.screens:
             (per_row if reads_floats(s) else filters).append(s)
-    counted = None
-    if per_row:
-        counted = per_row[0]
-        for s in per_row[1:]:
-            counted = counted | s
+    counted: ir.BooleanValue | None = None
+    for s in per_row:
+        counted = or_flags(counted, s)
     account_id = None
     if account_ids is not None and spec.references_accounts:
         # The full check leaves out rows whose id is itself missing or blank,

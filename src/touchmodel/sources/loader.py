@@ -186,9 +186,7 @@ def load_folder(
         hits: list[Check] = []
         nulled: dict[str, int] = {}
         if row is None:
-            row = count_checks(plan)
-            hits = [c for c in plan.checks if row[c.flag]]
-            nulled = {c.flag: int(row[c.flag]) for c in plan.checks if c.action == NULLED}
+            row, hits, nulled = _counted(plan)
         parse_bad = src.parse_problems.num_rows if src.parse_problems is not None else 0
         rows_read = int(row["__rows"]) + parse_bad
         rejected = int(row["__rejected"]) + parse_bad
@@ -305,6 +303,14 @@ def count_checks(plan: TablePlan) -> dict[str, int]:
     return row
 
 
+def _counted(plan: TablePlan) -> tuple[dict[str, int], list[Check], dict[str, int]]:
+    """The counting pass and what it found: the checks with rows, and values nulled per check."""
+    row = count_checks(plan)
+    hits = [c for c in plan.checks if row[c.flag]]
+    nulled = {c.flag: int(row[c.flag]) for c in plan.checks if c.action == NULLED}
+    return row, hits, nulled
+
+
 # DuckDB's statistics propagation takes a Parquet float column's min/max,
 # which leave NaN out, as proof that isnan() is false, and folds the checks
 # for NaN away. The counting pass, and a clean table whose float values a
@@ -393,9 +399,7 @@ def _checked(
     plan = plan_table(
         src, spec, TableMapping(), Mapping(), as_of, account_ids, rejected_account_ids
     )
-    row = count_checks(plan)
-    hits = [c for c in plan.checks if row[c.flag]]
-    nulled = {c.flag: int(row[c.flag]) for c in plan.checks if c.action == NULLED}
+    row, hits, nulled = _counted(plan)
     clean = _settled(
         con, f"__tm_{report_name}_clean_{token}", clean_table(plan, nulled, int(row["__rejected"])),
         hits, materialize=False,
