@@ -28,6 +28,7 @@ from touchmodel.backend_settings import optimizers_off
 from touchmodel.decide.decisions import (
     DECISION_COLUMNS,
     InactiveRule,
+    decision_columns,
     plan_decisions,
     split_lists,
 )
@@ -140,7 +141,7 @@ class Engine:
         detail_cols = [c for c in keep if c not in DECISION_COLUMNS or c == "account_id"]
         detail_cols += ["tier", "tier_level", "health_score"]
         return Decided(
-            decisions=executed.select(list(DECISION_COLUMNS)),
+            decisions=executed.select(list(decision_columns(self.model))),
             accounts=executed.select(list(dict.fromkeys(detail_cols))),
             inactive=plan.inactive,
             unavailable=plan.unavailable,

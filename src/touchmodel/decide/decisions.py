@@ -32,6 +32,15 @@ DECISION_COLUMNS: tuple[str, ...] = (
     "level_reasons", "health_score", "health_grade", "health_top_factor", "triggers", "routes",
 )  # fmt: skip
 LIST_COLUMNS: tuple[str, ...] = ("level_reasons", "triggers", "routes")
+# Added after the fixed columns when the model has a fitted churn curve.
+RISK_COLUMNS: tuple[str, ...] = ("churn_probability", "arr_at_risk")
+
+
+def decision_columns(model: TouchModel) -> tuple[str, ...]:
+    """The decision output's columns for ``model``: the fixed ones, then the risk ones if fitted."""
+    if model.health.churn_probability is None:
+        return DECISION_COLUMNS
+    return DECISION_COLUMNS + RISK_COLUMNS
 
 
 @dataclass

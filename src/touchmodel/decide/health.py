@@ -8,10 +8,12 @@ is the measure that costs the account the most points.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import ibis
 import ibis.expr.types as ir
 
-from touchmodel.model.schema import Measure, TouchModel
+from touchmodel.model.schema import ChurnCurve, Measure, TouchModel
 
 
 def measure_score(measure: Measure, value: ir.NumericValue) -> ir.NumericValue:
@@ -22,6 +24,17 @@ def measure_score(measure: Measure, value: ir.NumericValue) -> ir.NumericValue:
     # explicitly or it would score 100 instead of dropping out.
     clamped = ibis.greatest(ibis.least(frac, 1.0), 0.0) * 100.0
     return ibis.ifelse(x.isnull(), ibis.null().cast("float64"), clamped)
+
+
+def churn_probability(curve: ChurnCurve, score: ir.NumericValue) -> ir.NumericValue:
+    """The curve's probability at ``score``: linear between points, flat beyond the ends."""
+    pts = curve.points
+    x = score.cast("float64")
+    cases = [(x <= pts[0][0], ibis.literal(pts[0][1]))]
+    for (x0, p0), (x1, p1) in pairwise(pts):
+        cases.append((x <= x1, ibis.literal(p0) + (x - x0) * ((p1 - p0) / (x1 - x0))))
+    value = ibis.cases(*cases, else_=ibis.literal(pts[-1][1]))
+    return ibis.ifelse(x.isnull(), ibis.null().cast("float64"), value.round(4))
 
 
 def add_health(model: TouchModel, table: ir.Table, unavailable: set[str]) -> ir.Table:
@@ -35,10 +48,19 @@ def add_health(model: TouchModel, table: ir.Table, unavailable: set[str]) -> ir.
     """
     measures = [m for m in model.health.measures if m.signal not in unavailable]
     if not measures:
+        risk = (
+            {
+                "churn_probability": ibis.null().cast("float64"),
+                "arr_at_risk": ibis.null().cast("float64"),
+            }
+            if model.health.churn_probability is not None
+            else {}
+        )
         return table.mutate(
             health_score=ibis.null().cast("float64"),
             health_grade=ibis.null().cast("string"),
             health_top_factor=ibis.null().cast("string"),
+            **risk,
         )
     # A score is NULL exactly when its signal is, so weights need not wait for scores.
     t = table.mutate(
@@ -67,6 +89,12 @@ def add_health(model: TouchModel, table: ir.Table, unavailable: set[str]) -> ir.
     lost = [t[f"_hl_{m.id}"] for m in measures]
     t = t.mutate(_h_worst=ibis.greatest(*lost) if len(lost) > 1 else lost[0])
     grades = sorted(model.health.grades, key=lambda g: g.min, reverse=True)
+    curve = model.health.churn_probability
+    if curve is not None:
+        # Expected ARR lost within the curve's horizon if nothing is done.
+        p = churn_probability(curve, t.health_score)
+        t = t.mutate(churn_probability=p)
+        t = t.mutate(arr_at_risk=(t.churn_probability * t.arr.cast("float64")).round(2))
     return t.mutate(
         health_top_factor=ibis.cases(
             *[

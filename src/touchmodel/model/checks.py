@@ -125,6 +125,18 @@ def _check_health(model: TouchModel) -> list[str]:
         problems.append(
             f"health.grades[{len(mins) - 1}].min: value {mins[-1]:g} -- expected 0 so every score has a grade"
         )
+    curve = model.health.churn_probability
+    if curve is not None:
+        scores = [x for x, _ in curve.points]
+        if scores != sorted(scores) or len(set(scores)) != len(scores):
+            problems.append(
+                f"health.churn_probability.points: scores {scores} -- expected strictly rising scores"
+            )
+        for i, (_, p) in enumerate(curve.points):
+            if not 0.0 <= p <= 1.0:
+                problems.append(
+                    f"health.churn_probability.points[{i}]: probability {p:g} -- expected 0 to 1"
+                )
     return problems
 
 

@@ -172,9 +172,24 @@ class Grade(_Strict):
     min: float = Field(ge=0, le=100)
 
 
+class ChurnCurve(_Strict):
+    """Churn probability within ``horizon_days`` as a function of the health score.
+
+    Fitted by ``touchmodel calibrate`` (isotonic regression on a backtest):
+    ``points`` are ``[health_score, probability]`` pairs with rising scores;
+    between two points the probability is interpolated linearly, beyond the
+    ends it stays at the end's value.
+    """
+
+    horizon_days: int = Field(gt=0)
+    points: list[tuple[float, float]] = Field(min_length=1)
+    fitted_on: str = Field(default="", description="What the curve was fitted on, for the record.")
+
+
 class Health(_Strict):
     measures: list[Measure] = Field(min_length=1)
     grades: list[Grade] = Field(min_length=1)
+    churn_probability: ChurnCurve | None = None
 
 
 # SPEC §3: the reported stage is the first of these that applies, else growth.
