@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from touchmodel.cli import operations, planning, server
+from touchmodel.cli import fit, operations, planning, server
 from touchmodel.cli._common import parse_as_of, user_errors
 from touchmodel.engine import Engine
 from touchmodel.errors import ModelFileError, TouchmodelError
@@ -168,6 +168,14 @@ def demo(
     model: ModelOpt = DEFAULT_PRESET,
     as_of: AsOfOpt = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 7,
+    history: Annotated[
+        int,
+        typer.Option(
+            "--history",
+            min=0,
+            help="Months of history with planted churn, for backtest and calibrate (0: one day's data).",
+        ),
+    ] = 0,
 ) -> None:
     """Generate a realistic demo customer base, run the touch model on it, print a summary."""
     from touchmodel.cli.render import render_summary
@@ -188,7 +196,19 @@ def demo(
                 tasks[name] = progress.add_task(f"generating {name}", total=total)
             progress.update(tasks[name], completed=done, total=total)
 
-        gen = generate(data_dir, accounts=accounts, as_of=when, seed=seed, progress=on_progress)
+        if history:
+            from touchmodel.demo.history import generate_history
+
+            gen = generate_history(
+                data_dir,
+                accounts=accounts,
+                as_of=when,
+                months=history,
+                seed=seed,
+                progress=on_progress,
+            )
+        else:
+            gen = generate(data_dir, accounts=accounts, as_of=when, seed=seed, progress=on_progress)
     rows = ", ".join(f"{n:,} {t}" for t, n in gen.rows.items())
     console.print(f"Generated demo data in {data_dir}: {rows}")
     with steps() as step:
@@ -264,6 +284,7 @@ def model_check(
 planning.register(app)
 operations.register(app)
 server.register(app)
+fit.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Fitting the touch model to a customer's data: replay, backtest, calibrate, diagnostics."""

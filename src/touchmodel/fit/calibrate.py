@@ -1,0 +1,499 @@
+"""Fit the touch model to a customer's churn history.
+
+From a :class:`~touchmodel.fit.replay.Replay` (earlier dates to fit on,
+later ones to check), :func:`calibrate` proposes a new model:
+
+- **Health measures chosen** among every numeric signal and account column
+  (and yes/no indicators of few-valued text columns), each scored between a
+  fitted ``bad`` and ``good`` bound, with non-negative weights that sum to
+  100: a logistic fit with an L1 penalty (scipy's bounded L-BFGS-B) keeps a
+  short list, the strongest ``max_measures``.
+- **Grade cut-offs** so the red grade holds the share of accounts the team
+  can work (``at_risk_share``) and yellow the next band.
+- **Risk-trigger thresholds**: a trigger of the form ``... and signal OP
+  number`` gets the loosest threshold whose precision on the fitting dates
+  reaches ``min_lift`` times the base churn rate; a risk trigger no threshold
+  makes that precise is disabled, and the proposal says why.
+- **A churn curve**: isotonic regression of churn on the new health score
+  (``health.churn_probability``), so every decision carries a probability
+  and ARR at risk.
+
+Nothing is written here; the CLI writes the proposal next to the user's file.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import ibis
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from scipy.optimize import minimize
+
+from touchmodel.expr import compile_expr, parse
+from touchmodel.fit.backtest import _split_dates
+from touchmodel.fit.metrics import risk_auc
+from touchmodel.fit.replay import Replay, fired_matrix
+from touchmodel.model.schema import TouchModel
+from touchmodel.signals.build import table_scope
+
+# Replay columns that are decisions or bookkeeping, not inputs a measure may read.
+_NOT_CANDIDATES = {
+    "account_id", "as_of", "label", "churned_on", "health_score", "churn_probability",
+    "arr_at_risk", "tier_level_rank", "name", "csm", "level_reasons", "triggers", "routes",
+    "health_top_factor", "health_grade", "tier", "tier_level", "lifecycle_stage", "touch_level",
+}  # fmt: skip
+_BOUNDS = ((0.05, 0.95), (0.10, 0.90), (0.25, 0.75), (0.01, 0.50), (0.50, 0.99))
+_MAX_CATEGORIES = 12
+
+
+@dataclass
+class Candidate:
+    """A possible health measure: a signal (or an indicator expression) and its fitted bounds."""
+
+    name: str  # signal or column name; for an indicator, the new signal's name
+    values: np.ndarray  # raw values per replay row (NaN = missing)
+    bad: float
+    good: float
+    auc: float  # univariate AUC of the clamped score on the fitting rows
+    expr: str | None = None  # for an indicator signal: its expression
+
+    def score(self) -> np.ndarray:
+        """0..1 per row (1 = good), NaN where the value is missing."""
+        frac = (self.values - self.bad) / (self.good - self.bad)
+        return np.clip(frac, 0.0, 1.0)
+
+
+@dataclass
+class TriggerChange:
+    trigger: str
+    before: str
+    after: str | None  # None: disabled
+    reason: str
+
+
+@dataclass
+class Proposal:
+    """The proposed model and how it was fitted."""
+
+    model: dict[str, Any]  # the proposed model file as data
+    measures: list[dict[str, Any]]
+    grades: list[dict[str, Any]]
+    triggers: list[TriggerChange]
+    train_dates: list[dt.date]
+    test_dates: list[dt.date]
+    train_rows: int
+    base_rate: float
+    notes: list[str] = field(default_factory=list)
+
+
+def _candidates(rows: pa.Table, train: np.ndarray, y: np.ndarray) -> list[Candidate]:
+    out: list[Candidate] = []
+    for name in rows.column_names:
+        if name in _NOT_CANDIDATES or name.startswith(("fired__", "health__")):
+            continue
+        col = rows[name]
+        t = col.type
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+            values = np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), float)
+            found = _fit_bounds(name, values, train, y)
+            if found is not None:
+                out.append(found)
+        elif pa.types.is_string(t):
+            encoded = pc.dictionary_encode(col.combine_chunks())
+            levels = encoded.dictionary.to_pylist()
+            if not 2 <= len(levels) <= _MAX_CATEGORIES:
+                continue
+            idx = encoded.indices.to_numpy(zero_copy_only=False)
+            nulls = np.asarray(pc.is_null(encoded.indices).to_numpy(zero_copy_only=False))
+            for k, level in enumerate(levels):
+                values = np.where(nulls, np.nan, (idx == k).astype(float))
+                slug = "".join(c if c.isalnum() else "_" for c in str(level).lower()).strip("_")
+                sig = f"is_{name.lower()}_{slug}"[:60]
+                found = _fit_bounds(sig, values, train, y)
+                if found is not None:
+                    found.expr = f"1 if {name} == {level!r} else 0"
+                    out.append(found)
+    return out
+
+
+def _fit_bounds(
+    name: str, values: np.ndarray, train: np.ndarray, y: np.ndarray
+) -> Candidate | None:
+    """Bounds (bad, good) of ``values`` that best separate churn on the fitting rows."""
+    x = values[train]
+    ok = ~np.isnan(x)
+    if ok.mean() < 0.2 or np.nanstd(x) == 0:
+        return None
+    yt = y[train]
+    direction = risk_auc(x, yt)
+    if direction is None or abs(direction - 0.5) < 0.02:
+        return None
+    best: Candidate | None = None
+    for lo, hi in _BOUNDS:
+        q_lo, q_hi = np.nanquantile(x, [lo, hi])
+        if q_lo == q_hi:
+            continue
+        # Higher values mean more churn: high is bad.
+        bad, good = (q_hi, q_lo) if direction > 0.5 else (q_lo, q_hi)
+        cand = Candidate(name, values, float(bad), float(good), 0.0)
+        auc = risk_auc(1.0 - cand.score()[train], yt)
+        if auc is not None and (best is None or auc > best.auc):
+            cand.auc = auc
+            best = cand
+    return best
+
+
+def _fit_weights(scores: np.ndarray, y: np.ndarray, l1: float) -> np.ndarray:
+    """Non-negative weights of (1 - score) in a logistic model of churn, with an L1 penalty."""
+    k = scores.shape[1]
+    badness = 1.0 - scores
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        z = params[0] + badness @ params[1:]
+        p = 1.0 / (1.0 + np.exp(-z))
+        eps = 1e-12
+        nll = -np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))
+        grad_z = (p - y) / y.size
+        grad = np.concatenate([[grad_z.sum()], badness.T @ grad_z])
+        grad[1:] += l1
+        return float(nll + l1 * params[1:].sum()), grad
+
+    start = np.concatenate(
+        [[np.log(max(y.mean(), 1e-3) / max(1 - y.mean(), 1e-3))], np.full(k, 0.1)]
+    )
+    bounds = [(None, None)] + [(0.0, None)] * k
+    fit = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    return np.asarray(fit.x[1:])
+
+
+def health_scores(cands: list[Candidate], weights: np.ndarray) -> np.ndarray:
+    """The engine's health formula: weighted mean of the available scores, 0..100."""
+    scores = np.column_stack([c.score() for c in cands])
+    avail = ~np.isnan(scores)
+    w = np.where(avail, weights[None, :], 0.0)
+    total = w.sum(axis=1)
+    num = (np.nan_to_num(scores) * w).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 100.0 * num / total, np.nan)
+
+
+def _percent_weights(raw: np.ndarray) -> list[int]:
+    """Integer weights summing to 100 in proportion to ``raw`` (largest remainders)."""
+    share = raw / raw.sum() * 100.0
+    floor = np.floor(share).astype(int)
+    rest = 100 - floor.sum()
+    order = np.argsort(-(share - floor))
+    floor[order[:rest]] += 1
+    return [int(v) for v in floor]
+
+
+def calibrate(
+    rep: Replay,
+    model: TouchModel,
+    *,
+    max_measures: int = 6,
+    at_risk_share: float = 0.10,
+    min_lift: float = 2.0,
+) -> Proposal:
+    """Propose a model fitted on the replay's earlier dates (see the module doc)."""
+    rows = rep.rows
+    y = rows["label"].to_numpy(zero_copy_only=False).astype(float)
+    as_of = rows["as_of"].to_numpy(zero_copy_only=False)
+    if len(rep.dates) > 1:
+        train_dates, test_dates = _split_dates(rep.dates, rep.horizon_days)
+        train = np.isin(as_of, np.array(train_dates, dtype="datetime64[D]"))
+    else:  # a snapshot: fit on a seeded 70% of the accounts, check on the rest
+        train_dates = test_dates = list(rep.dates)
+        train = np.random.default_rng(0).random(rows.num_rows) < 0.7
+    notes: list[str] = []
+    if y[train].sum() < 10:
+        notes.append(
+            f"only {int(y[train].sum())} churned accounts to fit on: treat the result with care"
+        )
+
+    cands = _candidates(rows, train, y.astype(bool))
+    cands.sort(key=lambda c: -c.auc)
+    cands = cands[:40]  # the fit needs no more than the 40 strongest single signals
+    if not cands:
+        raise ValueError("no signal separates churned from retained accounts on the fitting dates")
+    chosen = _choose(cands, train, y, max_measures)
+    raw = _fit_weights(
+        np.nan_to_num(np.column_stack([c.score() for c in chosen])[train], nan=0.5), y[train], 0.0
+    )
+    keep = raw > 1e-6
+    if not keep.any():
+        keep[:] = True
+        raw = np.ones(len(chosen))
+    chosen = [c for c, k in zip(chosen, keep, strict=True) if k]
+    weights = _percent_weights(raw[keep])
+    pairs = [(c, w) for c, w in zip(chosen, weights, strict=True) if w > 0]
+    chosen, weights = [c for c, _ in pairs], [w for _, w in pairs]
+    score = health_scores(chosen, np.array(weights, float))
+
+    # Grades: red holds the share the team can work, yellow the next 20%.
+    s_train = score[train & ~np.isnan(score)]
+    red = float(np.round(np.quantile(s_train, at_risk_share), 1))
+    yellow = float(np.round(np.quantile(s_train, min(0.95, at_risk_share + 0.2)), 1))
+    yellow = max(yellow, red + 0.1)
+    grades = [
+        {"id": model.health.grades[0].id, "min": yellow},
+        {"id": model.health.grades[1].id if len(model.health.grades) > 2 else "yellow", "min": red},
+        {"id": model.health.grades[-1].id, "min": 0},
+    ]
+
+    measures = [
+        {
+            "id": c.name,
+            "label": _label(c),
+            "signal": c.name,
+            "weight": w,
+            "bad": _round(c.bad),
+            "good": _round(c.good),
+        }
+        for c, w in zip(chosen, weights, strict=True)
+    ]
+    data = model.model_dump(mode="json", exclude_none=True)
+    data["health"]["measures"] = measures
+    data["health"]["grades"] = grades
+    existing = {s["name"] for s in data.get("signals", [])}
+    data["signals"] = data.get("signals", []) + [
+        {"name": c.name, "expr": c.expr, "description": f"Indicator: {c.expr}"}
+        for c in chosen
+        if c.expr is not None and c.name not in existing
+    ]
+    base = float(y[train].mean())
+    changes = _tune_triggers(rep, model, rows, train, y.astype(bool), score, red, base * min_lift)
+    by_id = {c.trigger: c for c in changes}
+    for trig in data["triggers"]:
+        change = by_id.get(trig["id"])
+        if change is None:
+            continue
+        if change.after is None:
+            trig["enabled"] = False
+        else:
+            trig["when"] = change.after
+    curve = _churn_curve(score[train], y[train], rep.horizon_days, train_dates)
+    data["health"]["churn_probability"] = curve
+    return Proposal(
+        model=data,
+        measures=measures,
+        grades=grades,
+        triggers=changes,
+        train_dates=train_dates,
+        test_dates=test_dates,
+        train_rows=int(train.sum()),
+        base_rate=base,
+        notes=notes,
+    )
+
+
+def _choose(cands: list[Candidate], train: np.ndarray, y: np.ndarray, most: int) -> list[Candidate]:
+    """Forward selection: add the measure that most raises the health score's AUC.
+
+    Judged on the last fifth of the fitting rows (a slice the weights were
+    not fitted on), so a measure that only fits noise is not added; stops
+    when no candidate adds at least 0.01 or at ``most`` measures.
+    """
+    idx = np.flatnonzero(train)
+    rng = np.random.default_rng(0)
+    if idx.size > 200_000:  # plenty for a handful of weights
+        idx = np.sort(rng.choice(idx, 200_000, replace=False))
+    cut = int(idx.size * 0.8)
+    fit_rows, check_rows = idx[:cut], idx[cut:]
+    yb = y.astype(bool)
+    chosen: list[int] = []
+    best_auc = 0.5
+    while len(chosen) < most:
+        best: tuple[float, int] | None = None
+        for j in range(len(cands)):
+            if j in chosen:
+                continue
+            trial = [cands[i] for i in [*chosen, j]]
+            scores = np.column_stack([c.score() for c in trial])
+            w = _fit_weights(np.nan_to_num(scores[fit_rows], nan=0.5), y[fit_rows], 0.0)
+            if not (w > 1e-6).any():
+                continue
+            auc = risk_auc(100.0 - health_scores(trial, w)[check_rows], yb[check_rows])
+            if auc is not None and (best is None or auc > best[0]):
+                best = (auc, j)
+        if best is None or best[0] < best_auc + 0.01:
+            break
+        best_auc = best[0]
+        chosen.append(best[1])
+    return [cands[i] for i in chosen] or cands[:1]
+
+
+def _round(x: float) -> float:
+    if abs(x) >= 100:
+        return float(round(x))
+    return float(f"{x:.3g}")
+
+
+def _label(c: Candidate) -> str:
+    if c.expr is not None:
+        return c.expr.replace("1 if ", "").replace(" else 0", "")
+    return c.name.replace("_", " ")
+
+
+def _churn_curve(
+    score: np.ndarray, y: np.ndarray, horizon: int, dates: list[dt.date]
+) -> dict[str, Any]:
+    """Isotonic churn probability by health score, as at most ~20 points."""
+    from sklearn.isotonic import IsotonicRegression
+
+    ok = ~np.isnan(score)
+    iso = IsotonicRegression(increasing=False, out_of_bounds="clip", y_min=0.0, y_max=1.0)
+    iso.fit(score[ok], y[ok])
+    xs = np.asarray(iso.X_thresholds_)
+    ps = np.asarray(iso.y_thresholds_)
+    if xs.size > 20:
+        idx = np.unique(np.linspace(0, xs.size - 1, 20).round().astype(int))
+        xs, ps = xs[idx], ps[idx]
+    points, last = [], None
+    for x, p in zip(xs, ps, strict=True):
+        x = float(round(x, 2))
+        if last is not None and x <= last:
+            continue
+        points.append([x, float(round(p, 4))])
+        last = x
+    span = f"{dates[0]} to {dates[-1]}" if dates else ""
+    return {"horizon_days": horizon, "points": points, "fitted_on": f"backtest {span}"}
+
+
+def _last_threshold(expr: str) -> tuple[ast.Compare, str] | None:
+    """The last ``name OP number`` comparison of an ``and`` chain (or a lone comparison)."""
+    tree = parse(expr)
+    parts = tree.values if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.And) else [tree]
+    for node in reversed(parts):
+        if (
+            isinstance(node, ast.Compare)
+            and len(node.ops) == 1
+            and isinstance(node.ops[0], ast.Lt | ast.LtE | ast.Gt | ast.GtE)
+            and isinstance(node.left, ast.Name)
+            and isinstance(node.comparators[0], ast.Constant | ast.UnaryOp)
+        ):
+            return node, node.left.id
+    return None
+
+
+def _tune_triggers(
+    rep: Replay,
+    model: TouchModel,
+    rows: pa.Table,
+    train: np.ndarray,
+    y: np.ndarray,
+    score: np.ndarray,
+    red: float,
+    target_precision: float,
+) -> list[TriggerChange]:
+    """New thresholds (or disabling) for the risk triggers, fitted on the training rows."""
+    changes: list[TriggerChange] = []
+    fired = fired_matrix(rows, rep.trigger_ids)
+    table = ibis.memtable(rows.drop([c for c in rows.column_names if c.startswith("fired__")]))
+    for trig in model.triggers:
+        if not trig.id.startswith("risk.") or not trig.enabled or trig.id in rep.inactive:
+            continue
+        if trig.id == "risk.health_low":
+            after = f"health_score < {red:g}"
+            changes.append(TriggerChange(trig.id, trig.when, after, "the new red grade's cut-off"))
+            continue
+        found = _last_threshold(trig.when)
+        hit = fired.get(trig.id, np.zeros(rows.num_rows, bool))
+        precision = float(y[train & hit].mean()) if (train & hit).any() else 0.0
+        if found is None or found[1] not in rows.column_names:
+            if precision < target_precision:
+                changes.append(
+                    TriggerChange(
+                        trig.id, trig.when, None,
+                        f"precision {precision:.1%} on the fitting dates, under the target "
+                        f"{target_precision:.1%}, and no threshold to tune",
+                    )
+                )  # fmt: skip
+            continue
+        node, signal = found
+        values = np.asarray(
+            pc.cast(rows[signal], pa.float64()).to_numpy(zero_copy_only=False), float
+        )
+        guard_tree = parse(trig.when)
+        guard_text = ast.unparse(_replace(guard_tree, node))
+        scope = table_scope(table, rep.dates[-1])
+        guard = np.asarray(
+            table.select(g=compile_expr(guard_text, scope).fill_null(False))
+            .to_pyarrow()["g"]
+            .to_numpy(zero_copy_only=False),
+            bool,
+        )
+        op = type(node.ops[0])
+        best: tuple[float, float] | None = None  # (fire rate, threshold)
+        candidates = np.unique(np.nanquantile(values[train & guard], np.linspace(0.02, 0.98, 49)))
+        for c in candidates:
+            cond = _compare(op, values, c) & guard
+            sel = train & cond
+            if sel.sum() < max(5, 0.002 * train.sum()):
+                continue
+            if y[sel].mean() >= target_precision:
+                rate = sel.mean()
+                if best is None or rate > best[0]:
+                    best = (rate, float(c))
+        if best is None and precision >= target_precision:
+            continue  # precise already, and no looser threshold keeps it so
+        if best is None:
+            changes.append(
+                TriggerChange(
+                    trig.id, trig.when, None,
+                    f"no threshold on {signal} reaches precision {target_precision:.1%} "
+                    f"(now {precision:.1%})",
+                )
+            )  # fmt: skip
+            continue
+        new = ast.unparse(_replace(parse(trig.when), node, _round(best[1])))
+        if new != trig.when:
+            changes.append(
+                TriggerChange(
+                    trig.id, trig.when, new,
+                    f"loosest threshold with precision >= {target_precision:.1%} (was {precision:.1%})",
+                )
+            )  # fmt: skip
+    # Two triggers tuned to the same condition would open two work items for one signal.
+    seen: dict[str, str] = {}
+    for ch in changes:
+        if ch.after is None:
+            continue
+        if ch.after in seen:
+            ch.reason = f"same condition as {seen[ch.after]} after tuning: one work item is enough"
+            ch.after = None
+        else:
+            seen[ch.after] = ch.trigger
+    return changes
+
+
+def _compare(op: type, values: np.ndarray, c: float) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        if op is ast.Lt:
+            return values < c
+        if op is ast.LtE:
+            return values <= c
+        if op is ast.Gt:
+            return values > c
+        return values >= c
+
+
+def _replace(tree: ast.expr, target: ast.Compare, value: float | None = None) -> ast.expr:
+    """``tree`` with ``target`` replaced by ``True`` (value None) or its number set to ``value``."""
+    target_dump = ast.dump(target)
+
+    class Swap(ast.NodeTransformer):
+        def visit_Compare(self, node: ast.Compare) -> ast.AST:
+            if ast.dump(node) != target_dump:
+                return node
+            if value is None:
+                return ast.Constant(True)
+            num = int(value) if float(value).is_integer() else value
+            return ast.Compare(node.left, node.ops, [ast.Constant(num)])
+
+    return ast.fix_missing_locations(Swap().visit(tree))
