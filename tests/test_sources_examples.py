@@ -80,10 +80,12 @@ def test_telco_derived_fields(telco: LoadedData) -> None:
         months = int(src["tenure"])
         year, month = divmod(AS_OF.year * 12 + AS_OF.month - 1 - months, 12)
         assert acc["contract_start"] == dt.date(year, month + 1, AS_OF.day)
-        assert acc["churned_on"] == (AS_OF if src["Churn"] == "Yes" else None)
+        # The outcome is a label of its own: churners are customers on the as-of date.
+        assert acc["churned_on"] is None
+        assert acc["churn_label"] == (src["Churn"] == "Yes")
         assert acc["plan"] == {"Month-to-month": "month-to-month", "One year": "one-year",
                                "Two year": "two-year"}[src["Contract"]]  # fmt: skip
-    churned = sum(1 for a in accounts.values() if a["churned_on"] is not None)
+    churned = sum(1 for a in accounts.values() if a["churn_label"])
     assert churned == sum(1 for r in source.values() if r["Churn"] == "Yes")
     assert accounts["4472-LVYGI"]["total_charges"] is None
     assert accounts["7590-VHVEG"]["InternetService"] == "DSL"  # extra column kept
@@ -101,7 +103,8 @@ def test_saas_smb_loads_with_derived_ids_and_bands(saas: LoadedData) -> None:
     bands = {"self-employed": 1, "1-10": 5, "10-50": 30, "50-100": 75, "100-250": 175}
     for src, acc in zip(source, accounts, strict=True):
         assert acc["employees"] == bands[src["company_size"]]
-        assert acc["churned_on"] == (AS_OF if src["churned"] == "1.0" else None)
+        assert acc["churned_on"] is None
+        assert acc["churn_label"] == (src["churned"] == "1.0")
         assert acc["arr"] > 0
     first = accounts[0]
     # 2,048 GB ($20/month) + payroll active ($30/month), x 12.

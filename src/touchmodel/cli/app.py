@@ -228,7 +228,13 @@ def model_show(
 
 
 @model_app.command("signals")
-def model_signals() -> None:
+@user_errors
+def model_signals(
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Also list this model's own signals and extra columns."),
+    ] = None,
+) -> None:
     """List every name a rule may use: accounts columns, signals, decision values, functions."""
     from rich.table import Table
 
@@ -246,6 +252,24 @@ def model_signals() -> None:
     for info in BUILTIN:
         needs = info.table + "".join(f", accounts.{c}" for c in info.columns)
         table.add_row(info.name, info.type, needs, info.description)
+    if model is not None:
+        from touchmodel.model.schema import EventSignal, TableSignal
+
+        m = load_model(model)
+        for name, typ in m.extra_columns.items():
+            table.add_row(name, typ, "accounts", "extra accounts column (extra_columns)")
+        for sig in m.signals:
+            if isinstance(sig, TableSignal):
+                window = f"last {sig.window_days} days" if sig.window_days else "all rows"
+                what = f"{sig.aggregate}({sig.column or ''}) over {window}"
+                where = f" where {sig.where}" if sig.where else ""
+                needs = sig.table + (f".{sig.column}" if sig.column else "")
+                table.add_row(sig.name, "number", needs, (sig.description or what) + where)
+            elif isinstance(sig, EventSignal):
+                desc = f"{sig.aggregate} of '{sig.events}' events in {sig.window_days} days"
+                table.add_row(sig.name, "number", "usage_events", sig.description or desc)
+            else:
+                table.add_row(sig.name, "", "(signals)", sig.description or sig.expr)
     for name, typ in DECISION_NAMES.items():
         table.add_row(name, typ, "(decision)", "usable in triggers, overrides and routes only")
     table.add_row("as_of", "date", "", "the date decided for")

@@ -158,7 +158,9 @@ def backtest(rep: Replay, model_grades: list[str], reference: bool = True) -> Ba
     )
 
 
-def feature_matrix(rows: pa.Table) -> tuple[np.ndarray, list[str], list[bool]]:
+def feature_matrix(
+    rows: pa.Table, exclude: tuple[str, ...] = ()
+) -> tuple[np.ndarray, list[str], list[bool]]:
     """Numeric, true/false and few-valued text columns of ``rows`` as a float matrix.
 
     Text columns become category codes (flagged for the model as categorical);
@@ -168,13 +170,17 @@ def feature_matrix(rows: pa.Table) -> tuple[np.ndarray, list[str], list[bool]]:
     names: list[str] = []
     categorical: list[bool] = []
     for name in rows.column_names:
-        if name in _NOT_FEATURES or name.startswith("fired__"):
+        if name in _NOT_FEATURES or name in exclude or name.startswith("fired__"):
             continue
         col = rows[name]
         t = col.type
         if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
-            values = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
-            cols.append(np.asarray(values, np.float64))
+            values = np.asarray(
+                pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), np.float64
+            )
+            if np.isnan(values).all() or np.nanmin(values) == np.nanmax(values):
+                continue  # nothing to learn from (a signal whose table is missing, a constant)
+            cols.append(values)
             categorical.append(False)
         elif pa.types.is_string(t) or pa.types.is_large_string(t):
             encoded = pc.dictionary_encode(col.combine_chunks())
@@ -201,38 +207,62 @@ def _split_dates(dates: list[dt.date], horizon: int) -> tuple[list[dt.date], lis
     return train, test
 
 
+def _booster(categorical: list[bool], seed: int) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    # Small trees, a modest learning rate and early stopping on an inner
+    # validation slice: a churn table has few positives, and an overfitted
+    # reference would flatter the health score.
+    return HistGradientBoostingClassifier(
+        max_iter=300,
+        learning_rate=0.05,
+        max_leaf_nodes=15,
+        min_samples_leaf=40,
+        l2_regularization=1.0,
+        early_stopping=True,
+        validation_fraction=0.15,
+        n_iter_no_change=20,
+        categorical_features=np.array(categorical, bool) if any(categorical) else None,
+        random_state=seed,
+    )
+
+
+def reference_auc(
+    rows: pa.Table,
+    train: np.ndarray,
+    test: np.ndarray,
+    exclude: tuple[str, ...] = (),
+    seed: int = 0,
+) -> float | None:
+    """AUC on the ``test`` rows of gradient boosting fitted on the ``train`` rows."""
+    y = rows["label"].to_numpy(zero_copy_only=False).astype(bool)
+    if y[train].all() or not y[train].any():
+        return None
+    x, _, categorical = feature_matrix(rows, exclude)
+    fitted = _booster(categorical, seed).fit(x[train], y[train])
+    return risk_auc(fitted.predict_proba(x[test])[:, 1], y[test])
+
+
 def reference_model(rep: Replay, seed: int = 0) -> Reference | None:
     """Gradient boosting on the replay's signals: trained on earlier dates, tested on later ones.
 
     With a single date (a snapshot), 5-fold cross-validation stands in for
     the split by time. None when there is nothing to learn (one class only).
     """
-    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import StratifiedKFold
 
     rows = rep.rows
     y = rows["label"].to_numpy(zero_copy_only=False).astype(bool)
     if y.all() or not y.any():
         return None
-    x, names, categorical = feature_matrix(rows)
+    x, names, categorical = feature_matrix(rows, (rep.label_column,) if rep.label_column else ())
     risk = health_risk(rows)
-
-    def model() -> HistGradientBoostingClassifier:
-        return HistGradientBoostingClassifier(
-            max_iter=200,
-            learning_rate=0.06,
-            max_leaf_nodes=15,
-            min_samples_leaf=40,
-            l2_regularization=1.0,
-            categorical_features=np.array(categorical, bool) if any(categorical) else None,
-            random_state=seed,
-        )
 
     if len(rep.dates) == 1:
         pred = np.full(y.size, np.nan)
         folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
         for train_idx, test_idx in folds.split(x, y):
-            fitted = model().fit(x[train_idx], y[train_idx])
+            fitted = _booster(categorical, seed).fit(x[train_idx], y[train_idx])
             pred[test_idx] = fitted.predict_proba(x[test_idx])[:, 1]
         return Reference(
             method="5-fold cross-validation",
@@ -250,7 +280,7 @@ def reference_model(rep: Replay, seed: int = 0) -> Reference | None:
     test = np.isin(as_of, np.array(test_dates, dtype="datetime64[D]"))
     if y[train].all() or not y[train].any():
         return None
-    fitted = model().fit(x[train], y[train])
+    fitted = _booster(categorical, seed).fit(x[train], y[train])
     pred = fitted.predict_proba(x[test])[:, 1]
     return Reference(
         method="later dates",

@@ -40,6 +40,7 @@ from touchmodel.fit.metrics import risk_auc
 from touchmodel.fit.replay import Replay, fired_matrix
 from touchmodel.model.schema import TouchModel
 from touchmodel.signals.build import table_scope
+from touchmodel.signals.catalog import ACCOUNT_TYPES, BUILTIN
 
 # Replay columns that are decisions or bookkeeping, not inputs a measure may read.
 _NOT_CANDIDATES = {
@@ -47,8 +48,16 @@ _NOT_CANDIDATES = {
     "arr_at_risk", "tier_level_rank", "name", "csm", "level_reasons", "triggers", "routes",
     "health_top_factor", "health_grade", "tier", "tier_level", "lifecycle_stage", "touch_level",
 }  # fmt: skip
-_BOUNDS = ((0.05, 0.95), (0.10, 0.90), (0.25, 0.75), (0.01, 0.50), (0.50, 0.99))
+# Quantile pairs tried as a measure's (bad, good) bounds: the whole range, its
+# middle, and one half only (a signal that matters only when low, or only when high).
+_BOUNDS = (
+    (0.05, 0.95), (0.10, 0.90), (0.25, 0.75), (0.02, 0.50), (0.50, 0.98), (0.02, 0.25), (0.75, 0.98),
+)  # fmt: skip
 _MAX_CATEGORIES = 12
+# The information criterion's price of one more measure: AIC's 2 per parameter,
+# for its weight and two bounds. (BIC's log(n) per parameter stopped at two or
+# three measures on bases with thousands of rows and left accuracy behind.)
+_PENALTY = 6.0
 
 
 @dataclass
@@ -61,6 +70,12 @@ class Candidate:
     good: float
     auc: float  # univariate AUC of the clamped score on the fitting rows
     expr: str | None = None  # for an indicator signal: its expression
+    column: str | None = None  # the column the indicator reads
+
+    @property
+    def source(self) -> str:
+        """The column or signal the measure reads from the data."""
+        return self.column or self.name
 
     def score(self) -> np.ndarray:
         """0..1 per row (1 = good), NaN where the value is missing."""
@@ -88,21 +103,27 @@ class Proposal:
     test_dates: list[dt.date]
     train_rows: int
     base_rate: float
+    train: np.ndarray  # which replay rows the fit saw (the rest check it)
     notes: list[str] = field(default_factory=list)
 
 
-def _candidates(rows: pa.Table, train: np.ndarray, y: np.ndarray) -> list[Candidate]:
+def snapshot_split(rows: int, share: float = 0.7) -> np.ndarray:
+    """The rows of a one-date replay that calibrate fits on (seeded, so repeatable)."""
+    return np.random.default_rng(0).random(rows) < share
+
+
+def _candidates(
+    rows: pa.Table, train: np.ndarray, y: np.ndarray, exclude: set[str]
+) -> list[Candidate]:
     out: list[Candidate] = []
     for name in rows.column_names:
-        if name in _NOT_CANDIDATES or name.startswith(("fired__", "health__")):
+        if name in _NOT_CANDIDATES or name in exclude or name.startswith(("fired__", "health__")):
             continue
         col = rows[name]
         t = col.type
         if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
             values = np.asarray(pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), float)
-            found = _fit_bounds(name, values, train, y)
-            if found is not None:
-                out.append(found)
+            out += _fit_bounds(name, values, train, y)
         elif pa.types.is_string(t):
             encoded = pc.dictionary_encode(col.combine_chunks())
             levels = encoded.dictionary.to_pylist()
@@ -114,61 +135,75 @@ def _candidates(rows: pa.Table, train: np.ndarray, y: np.ndarray) -> list[Candid
                 values = np.where(nulls, np.nan, (idx == k).astype(float))
                 slug = "".join(c if c.isalnum() else "_" for c in str(level).lower()).strip("_")
                 sig = f"is_{name.lower()}_{slug}"[:60]
-                found = _fit_bounds(sig, values, train, y)
-                if found is not None:
+                for found in _fit_bounds(sig, values, train, y):
                     found.expr = f"1 if {name} == {level!r} else 0"
+                    found.column = name
                     out.append(found)
     return out
 
 
-def _fit_bounds(
-    name: str, values: np.ndarray, train: np.ndarray, y: np.ndarray
-) -> Candidate | None:
-    """Bounds (bad, good) of ``values`` that best separate churn on the fitting rows."""
+def _fit_bounds(name: str, values: np.ndarray, train: np.ndarray, y: np.ndarray) -> list[Candidate]:
+    """Bound variants (bad, good) of ``values``, oriented so the churn side is bad.
+
+    Every variant is kept: which one serves best depends on the measures it
+    is combined with, so the selection (:func:`_choose`) picks among them.
+    """
     x = values[train]
     ok = ~np.isnan(x)
     if ok.mean() < 0.2 or np.nanstd(x) == 0:
-        return None
+        return []
     yt = y[train]
     direction = risk_auc(x, yt)
     if direction is None or abs(direction - 0.5) < 0.02:
-        return None
-    best: Candidate | None = None
+        return []
+    out: list[Candidate] = []
+    seen: set[tuple[float, float]] = set()
     for lo, hi in _BOUNDS:
-        q_lo, q_hi = np.nanquantile(x, [lo, hi])
+        q_lo, q_hi = (float(v) for v in np.nanquantile(x, [lo, hi]))
         if q_lo == q_hi:
             continue
-        # Higher values mean more churn: high is bad.
-        bad, good = (q_hi, q_lo) if direction > 0.5 else (q_lo, q_hi)
-        cand = Candidate(name, values, float(bad), float(good), 0.0)
+        bad, good = (
+            (_round(q_hi), _round(q_lo)) if direction > 0.5 else (_round(q_lo), _round(q_hi))
+        )
+        if bad == good or (bad, good) in seen:
+            continue
+        seen.add((bad, good))
+        cand = Candidate(name, values, bad, good, 0.0)
         auc = risk_auc(1.0 - cand.score()[train], yt)
-        if auc is not None and (best is None or auc > best.auc):
-            cand.auc = auc
-            best = cand
-    return best
+        cand.auc = auc if auc is not None else 0.5
+        out.append(cand)
+    return out
 
 
-def _fit_weights(scores: np.ndarray, y: np.ndarray, l1: float) -> np.ndarray:
-    """Non-negative weights of (1 - score) in a logistic model of churn, with an L1 penalty."""
-    k = scores.shape[1]
-    badness = 1.0 - scores
+def _nll(scores: np.ndarray, y: np.ndarray, params: np.ndarray) -> float:
+    """Mean negative log-likelihood of churn under logit p = a + b * (1 - health / 100).
 
-    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
-        z = params[0] + badness @ params[1:]
-        p = 1.0 / (1.0 + np.exp(-z))
-        eps = 1e-12
-        nll = -np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))
-        grad_z = (p - y) / y.size
-        grad = np.concatenate([[grad_z.sum()], badness.T @ grad_z])
-        grad[1:] += l1
-        return float(nll + l1 * params[1:].sum()), grad
-
-    start = np.concatenate(
-        [[np.log(max(y.mean(), 1e-3) / max(1 - y.mean(), 1e-3))], np.full(k, 0.1)]
+    ``params`` = (a, b, raw weights); health is the engine's formula (the
+    weighted mean of the available scores), so a missing measure is fitted
+    exactly as it will be scored.
+    """
+    a, slope, w = params[0], params[1], params[2:]
+    avail = ~np.isnan(scores)
+    ww = np.where(avail, w[None, :], 0.0)
+    total = ww.sum(axis=1)
+    health = np.where(
+        total > 0, (np.nan_to_num(scores) * ww).sum(axis=1) / np.maximum(total, 1e-12), 0.5
     )
-    bounds = [(None, None)] + [(0.0, None)] * k
-    fit = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
-    return np.asarray(fit.x[1:])
+    z = a + slope * (1.0 - health)
+    # log(1 + e^z) - y z, written to stay finite for large |z|
+    return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+
+def _fit_weights(
+    scores: np.ndarray, y: np.ndarray, start: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """Non-negative weights (and the fit's mean NLL) of the health formula as a churn model."""
+    k = scores.shape[1]
+    prior = np.log(max(y.mean(), 1e-4) / max(1 - y.mean(), 1e-4))
+    x0 = np.concatenate([[prior - 1.0, 2.0], np.ones(k)]) if start is None else start
+    bounds = [(None, None), (0.0, None)] + [(1e-4, None)] * k
+    fit = minimize(lambda p: _nll(scores, y, p), x0, method="L-BFGS-B", bounds=bounds)
+    return np.asarray(fit.x), float(fit.fun)
 
 
 def health_scores(cands: list[Candidate], weights: np.ndarray) -> np.ndarray:
@@ -209,37 +244,42 @@ def calibrate(
         train = np.isin(as_of, np.array(train_dates, dtype="datetime64[D]"))
     else:  # a snapshot: fit on a seeded 70% of the accounts, check on the rest
         train_dates = test_dates = list(rep.dates)
-        train = np.random.default_rng(0).random(rows.num_rows) < 0.7
+        train = snapshot_split(rows.num_rows)
     notes: list[str] = []
     if y[train].sum() < 10:
         notes.append(
             f"only {int(y[train].sum())} churned accounts to fit on: treat the result with care"
         )
 
-    cands = _candidates(rows, train, y.astype(bool))
+    cands = _candidates(
+        rows, train, y.astype(bool), {rep.label_column} if rep.label_column else set()
+    )
+    # The current measures, with their current bounds, compete too.
+    for m in model.health.measures:
+        if m.signal in rows.column_names:
+            values = np.asarray(
+                pc.cast(rows[m.signal], pa.float64()).to_numpy(zero_copy_only=False), float
+            )
+            current = Candidate(m.signal, values, m.bad, m.good, 0.0)
+            auc = risk_auc(1.0 - current.score()[train], y[train].astype(bool))
+            current.auc = auc if auc is not None else 0.5
+            cands.append(current)
     cands.sort(key=lambda c: -c.auc)
-    cands = cands[:40]  # the fit needs no more than the 40 strongest single signals
+    cands = cands[:60]  # the selection needs no more than the 60 strongest variants
     if not cands:
         raise ValueError("no signal separates churned from retained accounts on the fitting dates")
-    chosen = _choose(cands, train, y, max_measures)
-    raw = _fit_weights(
-        np.nan_to_num(np.column_stack([c.score() for c in chosen])[train], nan=0.5), y[train], 0.0
-    )
-    keep = raw > 1e-6
-    if not keep.any():
-        keep[:] = True
-        raw = np.ones(len(chosen))
-    chosen = [c for c, k in zip(chosen, keep, strict=True) if k]
-    weights = _percent_weights(raw[keep])
+    chosen, raw = _choose(cands, train, y, max_measures)
+    weights = _percent_weights(raw)
     pairs = [(c, w) for c, w in zip(chosen, weights, strict=True) if w > 0]
     chosen, weights = [c for c, _ in pairs], [w for _, w in pairs]
     score = health_scores(chosen, np.array(weights, float))
 
     # Grades: red holds the share the team can work, yellow the next 20%.
     s_train = score[train & ~np.isnan(score)]
-    red = float(np.round(np.quantile(s_train, at_risk_share), 1))
+    # Cut-offs stay inside (0, 100) and apart, even when many scores tie.
+    red = float(np.clip(np.round(np.quantile(s_train, at_risk_share), 1), 0.1, 99.8))
     yellow = float(np.round(np.quantile(s_train, min(0.95, at_risk_share + 0.2)), 1))
-    yellow = max(yellow, red + 0.1)
+    yellow = float(np.clip(yellow, red + 0.1, 99.9))
     grades = [
         {"id": model.health.grades[0].id, "min": yellow},
         {"id": model.health.grades[1].id if len(model.health.grades) > 2 else "yellow", "min": red},
@@ -260,6 +300,16 @@ def calibrate(
     data = model.model_dump(mode="json", exclude_none=True)
     data["health"]["measures"] = measures
     data["health"]["grades"] = grades
+    # Accounts columns a new measure or indicator reads must be declared, typed.
+    known = set(ACCOUNT_TYPES) | {i.name for i in BUILTIN} | set(model.extra_columns)
+    known |= {s["name"] for s in data.get("signals", [])}
+    extra = dict(data.get("extra_columns", {}))
+    for c in chosen:
+        column = c.source
+        if column not in known and column in rows.column_names:
+            extra[column] = _column_type(rows.schema.field(column).type)
+    if extra:
+        data["extra_columns"] = extra
     existing = {s["name"] for s in data.get("signals", [])}
     data["signals"] = data.get("signals", []) + [
         {"name": c.name, "expr": c.expr, "description": f"Indicator: {c.expr}"}
@@ -288,44 +338,82 @@ def calibrate(
         test_dates=test_dates,
         train_rows=int(train.sum()),
         base_rate=base,
+        train=train,
         notes=notes,
     )
 
 
-def _choose(cands: list[Candidate], train: np.ndarray, y: np.ndarray, most: int) -> list[Candidate]:
-    """Forward selection: add the measure that most raises the health score's AUC.
+def _choose(
+    cands: list[Candidate], train: np.ndarray, y: np.ndarray, most: int
+) -> tuple[list[Candidate], np.ndarray]:
+    """Forward selection by AIC: add the measure (and bounds) that most improves the fit.
 
-    Judged on the last fifth of the fitting rows (a slice the weights were
-    not fitted on), so a measure that only fits noise is not added; stops
-    when no candidate adds at least 0.01 or at ``most`` measures.
+    Each step tries every candidate not yet chosen (one variant per signal),
+    fits the new weight with the others held, keeps the best, then refits all
+    weights. It stops when the best addition no longer pays for its weight
+    and two bounds (:data:`_PENALTY`), or at ``most`` measures. Returns the chosen
+    measures and their raw weights.
     """
     idx = np.flatnonzero(train)
     rng = np.random.default_rng(0)
-    if idx.size > 200_000:  # plenty for a handful of weights
-        idx = np.sort(rng.choice(idx, 200_000, replace=False))
-    cut = int(idx.size * 0.8)
-    fit_rows, check_rows = idx[:cut], idx[cut:]
-    yb = y.astype(bool)
-    chosen: list[int] = []
-    best_auc = 0.5
+    if idx.size > 60_000:  # a handful of weights needs no more rows than this
+        idx = np.sort(rng.choice(idx, 60_000, replace=False))
+    yt = y[idx]
+    n = idx.size
+    chosen: list[Candidate] = []
+    params = np.array([])
+    best_bic = 2 * n * _fit_weights(np.full((n, 1), 0.5), yt)[1]  # intercept-only baseline
+    cols: list[np.ndarray] = []
     while len(chosen) < most:
-        best: tuple[float, int] | None = None
-        for j in range(len(cands)):
-            if j in chosen:
+        taken = {c.name for c in chosen}
+        best: tuple[float, Candidate, np.ndarray] | None = None
+        for cand in cands:
+            if cand.name in taken:
                 continue
-            trial = [cands[i] for i in [*chosen, j]]
-            scores = np.column_stack([c.score() for c in trial])
-            w = _fit_weights(np.nan_to_num(scores[fit_rows], nan=0.5), y[fit_rows], 0.0)
-            if not (w > 1e-6).any():
-                continue
-            auc = risk_auc(100.0 - health_scores(trial, w)[check_rows], yb[check_rows])
-            if auc is not None and (best is None or auc > best[0]):
-                best = (auc, j)
-        if best is None or best[0] < best_auc + 0.01:
+            col = cand.score()[idx]
+            scores = np.column_stack([*cols, col])
+            if not chosen:
+                trial, nll = _fit_weights(scores, yt)
+            else:
+                fixed = params[2:]
+
+                def loss(
+                    p: np.ndarray, scores: np.ndarray = scores, fixed: np.ndarray = fixed
+                ) -> float:
+                    return _nll(scores, yt, np.concatenate([p[:2], fixed, p[2:]]))
+
+                fit = minimize(
+                    loss, np.array([params[0], params[1], fixed.mean()]), method="L-BFGS-B",
+                    bounds=[(None, None), (0.0, None), (1e-4, None)],
+                )  # fmt: skip
+                trial = np.concatenate([fit.x[:2], fixed, fit.x[2:]])
+                nll = float(fit.fun)
+            if best is None or nll < best[0]:
+                best = (nll, cand, trial)
+        if best is None:
             break
-        best_auc = best[0]
-        chosen.append(best[1])
-    return [cands[i] for i in chosen] or cands[:1]
+        nll, cand, trial = best
+        bic = 2 * n * nll + _PENALTY * (len(chosen) + 1)
+        if bic >= best_bic:
+            break
+        chosen.append(cand)
+        cols.append(cand.score()[idx])
+        params, nll = _fit_weights(np.column_stack(cols), yt, trial)
+        best_bic = 2 * n * nll + _PENALTY * len(chosen)
+    if not chosen:
+        chosen = cands[:1]
+        params, _ = _fit_weights(np.column_stack([chosen[0].score()[idx]]), yt)
+    return chosen, params[2:]
+
+
+def _column_type(t: pa.DataType) -> str:
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_integer(t):
+        return "integer"
+    if pa.types.is_floating(t):
+        return "number"
+    return "string"
 
 
 def _round(x: float) -> float:

@@ -40,6 +40,7 @@ class Replay:
     trigger_ids: list[str]
     data_end: dt.date
     inactive: dict[str, str] = field(default_factory=dict)  # rule -> why it could not run
+    label_column: str | None = None  # the outcome column, never a signal to learn from
 
 
 def month_dates(start: dt.date, stop: dt.date, every: str = "month") -> list[dt.date]:
@@ -181,6 +182,7 @@ def replay(
         trigger_ids=[t.id for t in engine.model.triggers if t.enabled],
         data_end=end,
         inactive=inactive,
+        label_column=label_column,
     )
 
 

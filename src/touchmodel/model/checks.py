@@ -28,11 +28,12 @@ from touchmodel.model.schema import (
     STAGE_ORDER,
     EventSignal,
     SwitchRoute,
+    TableSignal,
     TouchModel,
 )
 from touchmodel.signals.build import table_scope
 from touchmodel.signals.catalog import ACCOUNT_TYPES, BUILTIN, DECISION_NAMES
-from touchmodel.sources.contract import IBIS_TYPES
+from touchmodel.sources.contract import IBIS_TYPES, TABLES
 
 # Functions that only make sense in a given context.
 _OVERRIDE_FUNCTIONS = {"fired"}
@@ -203,12 +204,47 @@ def _signal_schema(model: TouchModel) -> tuple[dict[str, Any], list[str]]:
         if isinstance(sig, EventSignal):
             schema[sig.name] = "int64" if sig.aggregate == "count" else "float64"
             continue
+        if isinstance(sig, TableSignal):
+            found = _check_table_signal(sig, f"signals[{i}]")
+            problems += found
+            schema[sig.name] = (
+                "int64" if sig.aggregate in ("count", "count_distinct") else "float64"
+            )
+            continue
         table = ibis.table(schema, name="signals")
         found = _check_expression(sig.expr, f"signals[{i}].expr", table, "any")
         problems += found
         if not found:
             schema[sig.name] = compile_expr(sig.expr, table_scope(table, _CHECK_DATE)).type()
     return schema, problems
+
+
+def _check_table_signal(sig: TableSignal, path: str) -> list[str]:
+    """A table signal's column and filter, checked against the table's contract columns."""
+    spec = TABLES[sig.table]
+    columns = {c.name: c.type for c in spec.columns}
+    problems: list[str] = []
+    if sig.aggregate != "count" and sig.column is None:
+        problems.append(f"{path}.column: missing -- aggregate {sig.aggregate!r} needs a column")
+    if sig.column is not None:
+        if sig.column not in columns:
+            problems.append(
+                f"{path}.column: value {sig.column!r} -- expected a column of {sig.table}"
+                f"{did_you_mean(sig.column, columns)} ({', '.join(columns)})"
+            )
+        elif sig.aggregate in ("sum", "mean", "min", "max") and columns[sig.column] not in (
+            "number",
+            "integer",
+            "bool",
+        ):
+            problems.append(
+                f"{path}.column: value {sig.column!r} -- {sig.aggregate} needs a number column, "
+                f"{sig.table}.{sig.column} is {columns[sig.column]}"
+            )
+    if sig.where:
+        rows = ibis.table({c: IBIS_TYPES[t] for c, t in columns.items()}, name=sig.table)
+        problems += _check_expression(sig.where, f"{path}.where", rows, "boolean")
+    return problems
 
 
 def _check_routes(model: TouchModel) -> list[str]:

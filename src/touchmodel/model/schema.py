@@ -139,6 +139,36 @@ class EventSignal(_Strict):
     description: str = ""
 
 
+# The date each activity table is windowed by.
+TABLE_DATES: dict[str, str] = {
+    "usage_events": "timestamp",
+    "tickets": "opened_at",
+    "nps_responses": "responded_at",
+    "payments": "due_date",
+    "contacts": "created_at",
+}
+Aggregate = Literal["count", "sum", "mean", "min", "max", "latest", "count_distinct"]
+
+
+class TableSignal(_Strict):
+    """A user signal aggregated over any data table: rows in a trailing window, filtered.
+
+    ``aggregate`` of ``column`` over the account's rows of ``table`` dated in
+    the last ``window_days`` days (all rows up to the as-of date without a
+    window) that satisfy ``where``. ``count`` needs no column; ``latest`` is
+    the value of the newest row. No rows: 0 for ``count``/``count_distinct``,
+    else missing.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    table: Literal["usage_events", "tickets", "nps_responses", "payments", "contacts"]
+    aggregate: Aggregate = "count"
+    column: str | None = None
+    where: str | None = Field(default=None, description="A condition over the table's columns.")
+    window_days: int | None = Field(default=30, gt=0)
+    description: str = ""
+
+
 def _tag_by_key(key: str, cls: type, present: str, absent: str) -> Callable[[object], str]:
     """A union discriminator: ``present`` when a dict has ``key`` (or is a ``cls``)."""
 
@@ -149,10 +179,24 @@ def _tag_by_key(key: str, cls: type, present: str, absent: str) -> Callable[[obj
     return tag
 
 
+def _signal_tag(value: object) -> str:
+    if isinstance(value, dict):
+        return "table" if "table" in value else "events" if "events" in value else "expr"
+    return (
+        "table"
+        if isinstance(value, TableSignal)
+        else "events"
+        if isinstance(value, EventSignal)
+        else "expr"
+    )
+
+
 # Tagged by shape, so an error in one kind is not also reported against the other.
 Signal = Annotated[
-    Annotated[ExprSignal, Tag("expr")] | Annotated[EventSignal, Tag("events")],
-    Discriminator(_tag_by_key("events", EventSignal, "events", "expr")),
+    Annotated[ExprSignal, Tag("expr")]
+    | Annotated[EventSignal, Tag("events")]
+    | Annotated[TableSignal, Tag("table")],
+    Discriminator(_signal_tag),
 ]
 
 

@@ -23,7 +23,7 @@ import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
 from touchmodel.expr import Function, Scope, compile_expr, referenced_names
-from touchmodel.model.schema import EventSignal, ExprSignal, TouchModel
+from touchmodel.model.schema import TABLE_DATES, EventSignal, ExprSignal, TableSignal, TouchModel
 from touchmodel.signals.catalog import BUILTIN
 
 _NUMERIC_NULL = ibis.null().cast("float64")
@@ -305,6 +305,43 @@ def _contact_signals(contacts: ir.Table, model: TouchModel) -> ir.Table:
     )
 
 
+def _table_signals(
+    rows: ir.Table, table: str, signals: list[TableSignal], as_of: dt.date
+) -> ir.Table:
+    """User signals over one data table: one grouped pass, a filtered aggregate per signal."""
+    when = rows[TABLE_DATES[table]].cast("timestamp")
+    t = rows.filter(_ages(when, as_of, 0))
+    when = t[TABLE_DATES[table]].cast("timestamp")
+    scope = table_scope(t, as_of)
+    metrics: dict[str, ir.Value] = {}
+    for sig in signals:
+        cond: ir.BooleanValue = ibis.literal(True)
+        if sig.window_days is not None:
+            cond = cond & _ages(when, as_of, 0, sig.window_days)
+        if sig.where:
+            cond = cond & compile_expr(sig.where, scope).fill_null(False)
+        if sig.aggregate == "count":
+            metrics[sig.name] = t.count(where=cond)
+            continue
+        col = t[sig.column]
+        if sig.aggregate == "count_distinct":
+            metrics[sig.name] = col.nunique(where=cond)
+        elif sig.aggregate == "latest":
+            metrics[sig.name] = col.argmax(when, where=cond)
+        else:
+            metrics[sig.name] = getattr(col.cast("float64"), sig.aggregate)(where=cond)
+    return t.group_by("account_id").aggregate(**metrics)
+
+
+def table_signal_problem(sig: TableSignal, tables: Mapping[str, ir.Table]) -> str | None:
+    """Why a table signal cannot be computed on these tables, or None."""
+    if sig.table not in tables:
+        return f"table '{sig.table}' is missing"
+    if sig.column is not None and sig.column not in tables[sig.table].columns:
+        return f"column '{sig.table}.{sig.column}' is missing"
+    return None
+
+
 def _next_anniversary(start: ir.DateValue, as_of: ir.DateValue) -> ir.DateValue:
     """The first anniversary of ``start`` on or after ``as_of`` (and after ``start``)."""
     years = (as_of.year() - start.year()).as_interval("Y")
@@ -382,6 +419,16 @@ def build_signals(
         parts.append(_payment_signals(tables["payments"], asof))
     if "contacts" in tables:
         parts.append(_contact_signals(tables["contacts"], model))
+    table_sigs = [s for s in model.signals if isinstance(s, TableSignal)]
+    by_table: dict[str, list[TableSignal]] = {}
+    for sig in table_sigs:
+        problem = table_signal_problem(sig, tables)
+        if problem is None:
+            by_table.setdefault(sig.table, []).append(sig)
+        else:
+            unavailable[sig.name] = problem
+    for name, sigs in by_table.items():
+        parts.append(_table_signals(tables[name], name, sigs, as_of))
     # One chain of joins and one select for everything below: each further
     # select (a mutate, a drop) is a nested query the SQL compiler tries to
     # merge with the whole query under it, which is most of its compile time.
@@ -392,7 +439,8 @@ def build_signals(
 
     cols = set(joined.columns) - right_keys
     event_sigs = [s.name for s in model.signals if isinstance(s, EventSignal)]
-    counts = [i.name for i in BUILTIN if i.count] + event_sigs
+    counted = [s.name for s in table_sigs if s.aggregate in ("count", "count_distinct")]
+    counts = [i.name for i in BUILTIN if i.count] + event_sigs + counted
     fills: dict[str, ir.Value] = {
         name: joined[name].fill_null(0) for name in counts if name in cols
     }
@@ -426,6 +474,9 @@ def build_signals(
         if name not in out:
             nulls[name] = _NUMERIC_NULL
             unavailable[name] = "table 'usage_events' is missing"
+    for sig in table_sigs:
+        if sig.name not in out:
+            nulls[sig.name] = _NUMERIC_NULL  # unavailable: reason recorded above
     out.update(nulls)
     joined = joined.select(**{k: v for k, v in out.items() if not k.startswith("_")})
 
