@@ -421,12 +421,12 @@ def build_signals(
         parts.append(_contact_signals(tables["contacts"], model))
     table_sigs = [s for s in model.signals if isinstance(s, TableSignal)]
     by_table: dict[str, list[TableSignal]] = {}
-    for sig in table_sigs:
-        problem = table_signal_problem(sig, tables)
+    for tsig in table_sigs:
+        problem = table_signal_problem(tsig, tables)
         if problem is None:
-            by_table.setdefault(sig.table, []).append(sig)
+            by_table.setdefault(tsig.table, []).append(tsig)
         else:
-            unavailable[sig.name] = problem
+            unavailable[tsig.name] = problem
     for name, sigs in by_table.items():
         parts.append(_table_signals(tables[name], name, sigs, as_of))
     # One chain of joins and one select for everything below: each further
@@ -474,9 +474,9 @@ def build_signals(
         if name not in out:
             nulls[name] = _NUMERIC_NULL
             unavailable[name] = "table 'usage_events' is missing"
-    for sig in table_sigs:
-        if sig.name not in out:
-            nulls[sig.name] = _NUMERIC_NULL  # unavailable: reason recorded above
+    for tsig in table_sigs:
+        if tsig.name not in out:
+            nulls[tsig.name] = _NUMERIC_NULL  # unavailable: reason recorded above
     out.update(nulls)
     joined = joined.select(**{k: v for k, v in out.items() if not k.startswith("_")})
 
