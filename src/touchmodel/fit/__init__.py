@@ -1,0 +1,1 @@
+"""Fitting a touch model to a customer's data: diagnostics, backtests, calibration."""
