@@ -6,19 +6,8 @@ from rich.console import Console
 from rich.table import Table
 
 from touchmodel.engine import RunResult
-from touchmodel.fit.diagnostics import Diagnostics
+from touchmodel.fit.diagnostics import FINDING_LABELS, Diagnostics
 from touchmodel.report import RunSummary
-
-# How each kind of diagnostic finding is headed in the table.
-FINDING_LABELS = {
-    "cannot_fire": "cannot fire",
-    "fires_often": "fires often",
-    "overlap": "fire together",
-    "measure": "health measure",
-    "health_score": "health score",
-    "at_risk": "at-risk share",
-    "capacity": "team capacity",
-}
 
 
 def _money(x: float) -> str:
@@ -138,9 +127,7 @@ def render_diagnostics(console: Console, diag: Diagnostics, inactive_shown: bool
     )
     if risk.capacity_per_week is not None:
         line += f"; the team's {risk.team_fte:g} CSMs can work {risk.capacity_per_week:,.0f} a week"
-    findings = [
-        f for f in diag.findings if not (inactive_shown and f.cause == "missing_input")
-    ]
+    findings = [f for f in diag.findings if not (inactive_shown and f.cause == "missing_input")]
     if not findings:
         console.print(f"Model fit: no findings. {line}.")
         return

@@ -59,6 +59,16 @@ RISK_FAMILY = "risk."
 AUTOMATION_TEAM = "automation"
 CSM_TEAM = "csm"  # the route team whose work goes to the account's CSM (ops.workitems)
 _CHUNK = 65_536  # accounts per block of the co-firing count
+# How each kind of finding is headed wherever findings are listed.
+FINDING_LABELS: dict[str, str] = {
+    "cannot_fire": "cannot fire",
+    "fires_often": "fires often",
+    "overlap": "fire together",
+    "measure": "health measure",
+    "health_score": "health score",
+    "at_risk": "at-risk share",
+    "capacity": "team capacity",
+}
 
 
 @dataclass(frozen=True)
@@ -184,18 +194,18 @@ def _dead_signals(model: TouchModel, names: Sequence[str]) -> dict[str, str]:
         for g in sorted(groups):
             pats = patterns.get(g, [])
             if not pats:
-                parts.append(f"event group '{g}', which is empty in the model file")
-                continue
-            only_not = all(p.startswith("!") for p in pats)
-            why = (
-                " (its patterns only exclude names, so it can match nothing)"
-                if only_not
-                else f", which matches none of the {len(names):,} event names in the data"
-            )
-            parts.append(f"event group '{g}' ({', '.join(pats)}){why}")
-        out[signal] = f"{signal} is counted from " + " and ".join(parts)
-    if not names:
-        out = {s: why + " (the data has no usage events)" for s, why in out.items()}
+                parts.append(f"'{g}' (empty in the model file)")
+            elif all(p.startswith("!") for p in pats):
+                parts.append(f"'{g}' ({', '.join(pats)}: only exclusions, so it matches nothing)")
+            else:
+                parts.append(f"'{g}' ({', '.join(pats)})")
+        noun, verb = ("event groups", "match") if len(parts) > 1 else ("event group", "matches")
+        tail = (
+            "; the data has no usage events"
+            if not names
+            else f", which {verb} none of the {len(names):,} event names in the data"
+        )
+        out[signal] = f"{signal}, counted from {noun} {' and '.join(parts)}{tail}"
     return out
 
 
@@ -209,7 +219,9 @@ def _inactive_findings(decided: Decided) -> list[Finding]:
         if rule.reason == "disabled in the model file":
             continue
         if rule.id.startswith("health."):
-            msg = f"{rule.id} is not scored: it {rule.reason}; its weight goes to the other measures"
+            msg = (
+                f"{rule.id} is not scored: it {rule.reason}; its weight goes to the other measures"
+            )
             out.append(Finding("measure", "missing_input", [rule.id], msg))
         else:
             what = "cannot apply" if rule.id.startswith("override.") else "cannot fire"
@@ -256,22 +268,27 @@ def _cannot_fire(
 
 
 class _Ranges:
-    """Lowest and highest non-null value of a numeric or boolean column, computed once each."""
+    """Lowest and highest non-null value of numeric and boolean columns, each computed once."""
 
     def __init__(self, table: pa.Table) -> None:
         self._table = table
         self._seen: dict[str, tuple[float, float] | None] = {}
 
-    def get(self, name: str) -> tuple[float, float] | None | bool:
-        """(lo, hi); None when the column has no value; False when unknown (not numeric)."""
+    def known(self, name: str) -> bool:
+        """Whether ``name`` is a numeric or boolean column of the table."""
         if name not in self._table.column_names:
             return False
-        col = self._table[name]
-        if pa.types.is_boolean(col.type):
-            col = col.cast(pa.int8())
-        if not (pa.types.is_integer(col.type) or pa.types.is_floating(col.type)):
-            return False
+        kind = self._table.schema.field(name).type
+        return bool(
+            pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind)
+        )
+
+    def get(self, name: str) -> tuple[float, float] | None:
+        """(lowest, highest) of a :meth:`known` column; None when it has no value at all."""
         if name not in self._seen:
+            col = self._table[name]
+            if pa.types.is_boolean(col.type):
+                col = col.cast(pa.int8())
             mm = pc.min_max(col).as_py()
             lo, hi = mm["min"], mm["max"]
             self._seen[name] = None if lo is None else (float(lo), float(hi))
@@ -299,12 +316,11 @@ def _possible(node: ast.expr, ranges: _Ranges) -> tuple[bool, bool, list[str]]:
         t, f, _ = _possible(node.operand, ranges)
         return f, t, ([] if f else [f"`{ast.unparse(node)}` is never true"])
     if isinstance(node, ast.Name):
-        r = ranges.get(node.id)
-        if r is False:
+        if not ranges.known(node.id):
             return True, True, []
+        r = ranges.get(node.id)
         if r is None:
             return False, False, [f"{node.id} has no value for any account"]
-        assert isinstance(r, tuple)
         t, f = r[1] > 0, r[0] == 0
         return t, f, ([] if t else [f"{node.id} is false for every account"])
     if isinstance(node, ast.Compare) and len(node.ops) == 1:
@@ -321,13 +337,12 @@ def _compare(node: ast.Compare, ranges: _Ranges) -> tuple[bool, bool, list[str]]
         return True, True, []
     if isinstance(number, bool) or not isinstance(number, int | float):
         return True, True, []
-    r = ranges.get(left.id)
-    if r is False:
+    if not ranges.known(left.id):
         return True, True, []
+    r = ranges.get(left.id)
     text = f"`{ast.unparse(node)}` is never true"
     if r is None:
         return False, False, [f"{text}: {left.id} has no value for any account"]
-    assert isinstance(r, tuple)
     lo, hi = r
     c = float(number)
     judged = {
@@ -341,7 +356,11 @@ def _compare(node: ast.Compare, ranges: _Ranges) -> tuple[bool, bool, list[str]]
     if judged is None:
         return True, True, []
     can_true, can_false = judged
-    seen = f"{left.id} is {lo:g} on every account" if lo == hi else f"{left.id} ranges {lo:g} to {hi:g}"
+    seen = (
+        f"{left.id} is {lo:g} on every account"
+        if lo == hi
+        else f"{left.id} ranges {lo:g} to {hi:g}"
+    )
     return can_true, can_false, ([] if can_true else [f"{text}: {seen}"])
 
 
@@ -436,7 +455,7 @@ def _measures(
         if mid in inactive or col not in accounts.column_names:
             continue
         if m.signal in dead:
-            msg = f"{mid} scores nothing real: {dead[m.signal]}"
+            msg = f"{mid} scores nothing real: it reads {dead[m.signal]}"
             out.append(Finding("measure", "no_events", [mid], msg, {"signal": m.signal}))
             continue
         scores = accounts[col]
