@@ -37,7 +37,7 @@ def run(
     built = {"accounts": make_table("accounts", accounts)}
     built.update({name: make_table(name, rows) for name, rows in tables.items()})
     decided = Engine(model).decide(built, AS_OF)
-    return decided, diagnose(model, decided, event_names(built, AS_OF), team)
+    return decided, diagnose(model, decided, event_names(built, model, AS_OF), team)
 
 
 def dropping_usage(account_id: str, before: int, after: int) -> list[dict[str, Any]]:
@@ -212,12 +212,17 @@ def test_every_usage_signal_names_its_event_groups() -> None:
 
 
 def test_event_names_ignore_rows_after_the_as_of_date() -> None:
-    later = {"account_id": "A1", "timestamp": days_ago(-1), "event": "later.event"}
+    later = {"account_id": "A1", "timestamp": days_ago(-1), "event": "premium.export"}
     usage = [*steady_usage(days=2), later]
     tables = {"usage_events": make_table("usage_events", usage)}
-    assert event_names(tables, AS_OF) == ["dashboard.viewed", "report.created"]
-    assert "later.event" in (event_names(tables, AS_OF + dt.timedelta(days=1)) or [])
-    assert event_names({}, AS_OF) is None
+    model = load_model("standard")
+    today = event_names(tables, model, AS_OF)
+    assert today is not None and today.count == 2
+    assert today.matched["core"] == today.matched["usage"] == 2
+    assert today.matched["premium"] == 0
+    tomorrow = event_names(tables, model, AS_OF + dt.timedelta(days=1))
+    assert tomorrow is not None and tomorrow.count == 3 and tomorrow.matched["premium"] == 1
+    assert event_names({}, model, AS_OF) is None
 
 
 def test_the_diagnostics_section_is_validated_and_left_out_of_the_hash() -> None:

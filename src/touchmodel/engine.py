@@ -258,7 +258,7 @@ class Engine:
             tables=loaded.tables,
         )
         step("checking how the model fits the data")
-        names = event_names(loaded.tables, as_of)
+        names = event_names(loaded.tables, self.model, as_of)
         result.diagnostics = diagnose(self.model, decided, names, team)
         if out is not None:
             step("writing decision files")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from touchmodel.decide.decisions import split_lists
+from touchmodel.decide.rules import SEP
 from touchmodel.expr import parse, referenced_names
 from touchmodel.model.schema import EventSignal, ExprSignal, Route, TouchModel
 from touchmodel.signals.build import event_group_predicate
@@ -110,27 +110,54 @@ class Diagnostics:
         return asdict(self)
 
 
-def event_names(tables: Mapping[str, ir.Table], as_of: dt.date) -> list[str] | None:
-    """The distinct event names of usage rows up to ``as_of``; None without a usage table."""
+@dataclass(frozen=True)
+class EventNames:
+    """What the data's event names say about the model's event groups."""
+
+    count: int  # distinct event names in the usage rows up to the as-of date
+    matched: dict[str, int]  # event group -> how many of those names it matches
+
+
+def event_names(
+    tables: Mapping[str, ir.Table], model: TouchModel, as_of: dt.date
+) -> EventNames | None:
+    """Count the distinct event names up to ``as_of`` and those each event group matches.
+
+    One query: the distinct names, then every group's patterns applied to them
+    with the engine's own matcher. None without a usage table.
+    """
     if "usage_events" not in tables:
         return None
     events = tables["usage_events"]
     end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
     recent = events.filter(events.timestamp < ibis.literal(end, type="timestamp"))
-    names = recent.select("event").distinct().to_pyarrow()["event"]
-    return sorted(str(n) for n in names.drop_null().to_pylist())
+    names = recent.select("event").distinct()
+    names = names.filter(names.event.notnull())
+    groups = model.events.groups()
+    counts = names.aggregate(
+        _names=names.count(),
+        **{
+            f"g{i}": event_group_predicate(names.event, pats).cast("int64").sum()
+            for i, pats in enumerate(groups.values())
+        },
+    ).to_pyarrow()
+    return EventNames(
+        count=int(counts["_names"][0].as_py() or 0),
+        matched={g: int(counts[f"g{i}"][0].as_py() or 0) for i, g in enumerate(groups)},
+    )
 
 
 def diagnose(
     model: TouchModel,
     decided: Decided,
-    names: Sequence[str] | None,
+    names: EventNames | None,
     team: Team | None = None,
 ) -> Diagnostics:
     """All findings for ``decided`` (a run's executed tables) under ``model``.
 
-    ``names``: the data's distinct event names (:func:`event_names`); None
-    when there is no usage table (its rules are then inactive already).
+    ``names``: the data's event names against the model's event groups
+    (:func:`event_names`); None when there is no usage table (its rules are
+    then inactive already).
     ``team``: when known, the at-risk work is set against its CSMs.
     """
     n = decided.decisions.num_rows
@@ -139,15 +166,16 @@ def diagnose(
     findings = _inactive_findings(decided)
     findings += _cannot_fire(model, decided.accounts, inactive, dead, n)
     active = [t.id for t in model.triggers if t.enabled and t.id not in inactive]
-    co = _co_firing(decided.decisions, active)
+    fired = _Fired.of(decided.decisions)
+    co = _co_firing(fired, n, active)
     findings += _fires_often(model, active, co, n)
     findings += _overlaps(model, active, co)
     findings += _measures(model, decided.accounts, inactive, dead, n)
-    risk = _risk_load(model, decided.decisions, team)
+    risk = _risk_load(model, decided.decisions, fired, team)
     findings += _risk_findings(model, risk, active, co)
     return Diagnostics(
         accounts=n,
-        event_names=None if names is None else len(names),
+        event_names=None if names is None else names.count,
         findings=findings,
         risk=risk,
     )
@@ -169,22 +197,9 @@ def _signal_groups(model: TouchModel) -> dict[str, set[str]]:
     return groups
 
 
-def _group_matches(model: TouchModel, names: Sequence[str]) -> dict[str, int]:
-    """How many of ``names`` each event group matches (with the engine's own matcher)."""
-    groups = model.events.groups()
-    table = ibis.memtable(pa.table({"event": pa.array(list(names), pa.string())}))
-    counts = table.aggregate(
-        **{
-            f"g{i}": event_group_predicate(table.event, pats).cast("int64").sum()
-            for i, pats in enumerate(groups.values())
-        }
-    ).to_pyarrow()
-    return {g: int(counts[f"g{i}"][0].as_py() or 0) for i, g in enumerate(groups)}
-
-
-def _dead_signals(model: TouchModel, names: Sequence[str]) -> dict[str, str]:
+def _dead_signals(model: TouchModel, names: EventNames) -> dict[str, str]:
     """Signals whose every event group matches no event name in the data, with why."""
-    matched = _group_matches(model, names)
+    matched = names.matched
     patterns = model.events.groups()
     out: dict[str, str] = {}
     for signal, groups in _signal_groups(model).items():
@@ -202,8 +217,8 @@ def _dead_signals(model: TouchModel, names: Sequence[str]) -> dict[str, str]:
         noun, verb = ("event groups", "match") if len(parts) > 1 else ("event group", "matches")
         tail = (
             "; the data has no usage events"
-            if not names
-            else f", which {verb} none of the {len(names):,} event names in the data"
+            if not names.count
+            else f", which {verb} none of the {names.count:,} event names in the data"
         )
         out[signal] = f"{signal}, counted from {noun} {' and '.join(parts)}{tail}"
     return out
@@ -367,7 +382,33 @@ def _compare(node: ast.Compare, ranges: _Ranges) -> tuple[bool, bool, list[str]]
 # --- how often triggers fire, and together ---------------------------------------------
 
 
-def _co_firing(decisions: pa.Table, ids: list[str]) -> np.ndarray:
+@dataclass(frozen=True)
+class _Fired:
+    """Every fired (account, trigger, route) of a run: one entry per work item it asks for."""
+
+    rows: np.ndarray  # the account's row in the decisions
+    triggers: pa.Array
+    routes: pa.Array
+
+    @classmethod
+    def of(cls, decisions: pa.Table) -> _Fired:
+        """Split the ``triggers`` and ``routes`` text columns (same order, same length per row)."""
+        parts = [
+            pc.split_pattern(decisions[c].combine_chunks().fill_null(""), SEP)
+            for c in ("triggers", "routes")
+        ]
+        triggers, routes = (pc.list_flatten(p) for p in parts)
+        rows = pc.list_parent_indices(parts[0]).to_numpy()
+        # An account without triggers splits into one empty string: not a fired trigger.
+        keep = pc.not_equal(triggers, "")
+        return cls(
+            rows=rows[keep.to_numpy(zero_copy_only=False)],
+            triggers=triggers.filter(keep),
+            routes=routes.filter(keep),
+        )
+
+
+def _co_firing(fired: _Fired, n: int, ids: list[str]) -> np.ndarray:
     """A ``len(ids)`` square matrix: accounts on which trigger i and trigger j both fired.
 
     The diagonal is each trigger's own count. Built block by block from the
@@ -375,15 +416,12 @@ def _co_firing(decisions: pa.Table, ids: list[str]) -> np.ndarray:
     """
     k = len(ids)
     co = np.zeros((k, k), dtype=np.int64)
-    if k == 0 or decisions.num_rows == 0:
+    if k == 0 or n == 0:
         return co
-    lists = split_lists(decisions.select(["level_reasons", "triggers", "routes"]))["triggers"]
-    flat = pc.list_flatten(lists)
-    rows = pc.list_parent_indices(lists).to_numpy()
-    idx = pc.index_in(flat, value_set=pa.array(ids, pa.string()))
+    idx = pc.index_in(fired.triggers, value_set=pa.array(ids, pa.string()))
     valid = pc.is_valid(idx).to_numpy(zero_copy_only=False)
-    rows, cols = rows[valid], idx.to_numpy(zero_copy_only=False)[valid].astype(np.int64)
-    n = decisions.num_rows
+    rows = fired.rows[valid]
+    cols = idx.to_numpy(zero_copy_only=False)[valid].astype(np.int64)
     for start in range(0, n, _CHUNK):
         lo, hi = np.searchsorted(rows, [start, start + _CHUNK])
         block = np.zeros((min(_CHUNK, n - start), k), dtype=np.float32)
@@ -472,11 +510,14 @@ def _measures(
         if mode:
             value, count = mode[0]["mode"], int(mode[0]["count"])
             if count / have >= s.max_same_score:
+                seen = pc.min_max(accounts[m.signal]).as_py()
                 msg = (
                     f"{mid} gives the same score ({value:g}) to {_pct(count / have)} of the "
-                    f"accounts it scores: it does not tell accounts apart "
-                    f"(diagnostics.max_same_score {s.max_same_score:.0%}); move its bad/good "
-                    f"bounds into the range {m.signal} takes, or drop it"
+                    f"accounts it scores, so it tells only {_pct(1 - count / have)} apart "
+                    f"(diagnostics.max_same_score {s.max_same_score:.0%}); its bounds are "
+                    f"bad {m.bad:g} / good {m.good:g}, {m.signal} takes {seen['min']:g} to "
+                    f"{seen['max']:g}: move the bounds into that range, or drop the measure "
+                    "if it only flags a rare event"
                 )
                 nums = {"score": value, "share": count / have}
                 out.append(Finding("measure", "no_variance", [mid], msg, nums))
@@ -494,32 +535,26 @@ def _measures(
 # --- the at-risk queue ----------------------------------------------------------------
 
 
-def _risk_load(model: TouchModel, decisions: pa.Table, team: Team | None) -> RiskLoad:
+def _risk_load(
+    model: TouchModel, decisions: pa.Table, fired: _Fired, team: Team | None
+) -> RiskLoad:
     """At-risk accounts, and the risk work items routed to people and to CSMs."""
     n = decisions.num_rows
     at_risk = int(pc.sum(pc.equal(decisions["lifecycle_stage"], AT_RISK_STAGE)).as_py() or 0)
-    people = csm = 0
-    per_week = 0.0
-    if n:
-        lists = split_lists(decisions.select(["level_reasons", "triggers", "routes"]))
-        fired = pc.list_flatten(lists["triggers"])
-        routes = pc.list_flatten(lists["routes"])
-        risk = pc.starts_with(fired, RISK_FAMILY).to_numpy(zero_copy_only=False)
-        route_ids = list(model.routes)
-        teams = np.array(
-            [r.team if isinstance(r, Route) else "" for r in model.routes.values()] + [""]
-        )
-        at = pc.index_in(routes, value_set=pa.array(route_ids, pa.string()))
-        team_of = teams[at.fill_null(len(route_ids)).to_numpy(zero_copy_only=False)]
-        cooldown = {t.id: max(t.cooldown_days, 1) for t in model.triggers}
-        ids = sorted(cooldown)
-        days = np.array([cooldown[t] for t in ids] + [1], dtype=np.float64)
-        pos = pc.index_in(fired, value_set=pa.array(ids, pa.string()))
-        days_of = days[pos.fill_null(len(ids)).to_numpy(zero_copy_only=False)]
-        human = risk & (team_of != AUTOMATION_TEAM)
-        to_csm = risk & (team_of == CSM_TEAM)
-        people, csm = int(human.sum()), int(to_csm.sum())
-        per_week = float((7.0 / days_of[to_csm]).sum())
+    risk = pc.starts_with(fired.triggers, RISK_FAMILY).to_numpy(zero_copy_only=False)
+    route_ids = list(model.routes)
+    teams = [r.team if isinstance(r, Route) else "" for r in model.routes.values()] + [""]
+    at = pc.index_in(fired.routes, value_set=pa.array(route_ids, pa.string()))
+    at_np = at.fill_null(len(route_ids)).to_numpy(zero_copy_only=False)
+    cooldown = {t.id: max(t.cooldown_days, 1) for t in model.triggers}
+    ids = sorted(cooldown)
+    days = np.array([cooldown[t] for t in ids] + [1], dtype=np.float64)
+    pos = pc.index_in(fired.triggers, value_set=pa.array(ids, pa.string()))
+    days_of = days[pos.fill_null(len(ids)).to_numpy(zero_copy_only=False)]
+    human = risk & np.array([t != AUTOMATION_TEAM for t in teams])[at_np]
+    to_csm = risk & np.array([t == CSM_TEAM for t in teams])[at_np]
+    people, csm = int(human.sum()), int(to_csm.sum())
+    per_week = float((7.0 / days_of[to_csm]).sum())
     fte = None if team is None else team.headcount
     capacity = None if fte is None else fte * model.diagnostics.risk_items_per_csm_week
     return RiskLoad(
