@@ -237,3 +237,23 @@ def test_the_diagnostics_section_is_validated_and_left_out_of_the_hash() -> None
     text = str(err.value)
     assert "m.yaml" in text and "diagnostics.max_fire_share" in text
     assert "diagnostics.jacard" in text
+
+
+def test_custom_signals_carry_their_event_group_to_the_triggers_that_read_them() -> None:
+    raw = load_model("standard").model_dump(mode="json")
+    raw["events"]["custom"] = {"exports": ["report.exported"]}
+    raw["signals"] = [
+        {"name": "exports_30d", "events": "exports", "aggregate": "count"},
+        {"name": "export_rate", "expr": "exports_30d / 30"},
+    ]
+    raw["triggers"].append(
+        {"id": "expansion.exporter", "when": "export_rate > 1", "route": "inside_sales"}
+    )
+    model = model_from_dict(raw, "m.yaml")
+    _, diag = run(model, [{"account_id": "A1"}], usage_events=steady_usage())
+    why = found(diag, "cannot_fire", "no_events")["expansion.exporter"].message
+    assert "it reads export_rate, counted from event group 'exports' (report.exported)" in why
+    # With one such event in the data, the group matches and the trigger is not named.
+    export = {"account_id": "A1", "timestamp": days_ago(1), "event": "report.exported"}
+    _, diag = run(model, [{"account_id": "A1"}], usage_events=[*steady_usage(), export])
+    assert "expansion.exporter" not in found(diag, "cannot_fire", "no_events")
