@@ -226,3 +226,26 @@ def test_a_csm_sees_only_their_book_and_a_script_name_stays_text(
     assert "not in" in page.locator("[role=alert]").inner_text()
     assert watch.failed == [f"{served.server.url}/accounts/{served.other}: 403"]
     page.context.close()
+
+
+def test_portfolio_lists_the_model_fit_findings_for_admins(
+    browser: Any,  # noqa: F811
+    served: Served,
+) -> None:
+    page, watch = _open(browser, served)
+    page.goto("/")
+    card = page.locator("#model-fit")
+    assert card.is_visible()
+    assert card.locator("h2").inner_text().startswith("Model fit")
+    assert "At risk:" in card.inner_text() and "CSMs can work" in card.inner_text()
+    checks = card.locator("tbody tr td:first-child").all_inner_texts()
+    # The demo base: the two usage-decline triggers overlap, too many accounts at risk.
+    assert "fire together" in checks and "at-risk share" in checks
+    watch.clean()
+    page.context.close()
+    # A CSM's portfolio is their book: the model-wide findings are not on it.
+    page, watch = _open(browser, served, served.built.csm_token)
+    page.goto("/")
+    assert page.locator("#model-fit").count() == 0
+    watch.clean()
+    page.context.close()

@@ -32,6 +32,7 @@ from touchmodel.decide.decisions import (
     plan_decisions,
     split_lists,
 )
+from touchmodel.fit.diagnostics import Diagnostics, diagnose, event_names
 from touchmodel.model.loader import load_model, model_hash
 from touchmodel.model.schema import TouchModel
 from touchmodel.signals.build import build_signals, usage_part
@@ -39,6 +40,7 @@ from touchmodel.signals.staging import StagedTable, stage
 
 if TYPE_CHECKING:
     from touchmodel.ingest.feed import IngestedInput
+    from touchmodel.plan.team import Team
     from touchmodel.sources.loader import LoadedData
     from touchmodel.sources.mapping import Mapping as DataMapping
 
@@ -78,6 +80,8 @@ class RunResult(Decided):
     # The loaded input tables (on the run's DuckDB connection), for the steps
     # after deciding that need more than the decisions, e.g. contacts' emails.
     tables: Mapping[str, ir.Table] = field(default_factory=dict)
+    # How the model fits the data: what cannot fire, fires too often, ...
+    diagnostics: Diagnostics | None = None
 
 
 class Engine:
@@ -159,6 +163,7 @@ class Engine:
         progress: Progress | None = None,
         on_loaded: Callable[[Mapping[str, ir.Table]], None] | None = None,
         ingested: IngestedInput | None = None,
+        team: Team | None = None,
     ) -> RunResult:
         """Load a data folder, decide, and (with ``out``) write the decision files.
 
@@ -167,6 +172,7 @@ class Engine:
         ``on_loaded`` sees the loaded tables before that check (a caller's own
         sanity check, e.g. a partial export, explains more than a reject rate).
         ``ingested``: events and group traits sent to ``/v1`` (see load_folder).
+        ``team``: the CS team, to set the at-risk work against in the diagnostics.
         """
         from touchmodel.sources.loader import load_folder
         from touchmodel.sources.mapping import load_mapping
@@ -199,6 +205,7 @@ class Engine:
                     on_loaded,
                     ahead,
                     started,
+                    team,
                 )
             finally:
                 ahead.close()  # only still running when something failed first
@@ -214,6 +221,7 @@ class Engine:
         on_loaded: Callable[[Mapping[str, ir.Table]], None] | None,
         ahead: _UsageAhead,
         started: float,
+        team: Team | None = None,
     ) -> RunResult:
         """The rest of :meth:`run` once the folder is loaded."""
         files: dict[str, Path] = {}
@@ -250,6 +258,9 @@ class Engine:
             files=files,
             tables=loaded.tables,
         )
+        step("checking how the model fits the data")
+        names = event_names(loaded.tables, self.model, as_of)
+        result.diagnostics = diagnose(self.model, decided, names, team)
         if out is not None:
             step("writing decision files")
             files.update(write_outputs(result, out))
@@ -434,6 +445,7 @@ def run_record(result: RunResult) -> dict[str, Any]:
         "rejects": result.rejects,
         "missing_tables": result.missing_tables,
         "inactive_rules": [{"id": r.id, "reason": r.reason} for r in result.inactive],
+        "diagnostics": None if result.diagnostics is None else result.diagnostics.as_dict(),
         "files": {k: str(v) for k, v in result.files.items()},
         "seconds": round(result.seconds, 3),
     }

@@ -6,6 +6,7 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -284,10 +285,30 @@ def model_signals(
 
 
 @model_app.command("check")
+@user_errors
 def model_check(
     file: Annotated[str, typer.Argument(help="A touch-model YAML file, or a preset name.")],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", "-d", help="Also check how the model fits this data folder (diagnostics)."
+        ),
+    ] = None,
+    mapping: Annotated[
+        Path | None, typer.Option("--mapping", help="Mapping file for --data.")
+    ] = None,
+    as_of: AsOfOpt = None,
+    team: Annotated[
+        Path | None,
+        typer.Option("--team", help="Team file: set the at-risk work against its CSMs."),
+    ] = None,
 ) -> None:
-    """Validate a touch-model file: structure, bands, weights, names, types and routes."""
+    """Validate a touch-model file: structure, bands, weights, names, types and routes.
+
+    With --data, also decide on that data (no files written) and list what
+    fits it badly: triggers that cannot fire or fire too often or together,
+    health measures without data or spread, the at-risk load.
+    """
     try:
         m = load_model(file)
     except ModelFileError as exc:
@@ -303,6 +324,23 @@ def model_check(
         f"{len(m.triggers)} triggers, {len(m.routes)} routes",
         soft_wrap=True,
     )
+    if data is not None:
+        _check_fit(Engine(m, file), data, mapping, parse_as_of(as_of), team)
+
+
+def _check_fit(
+    engine: Engine, data: Path, mapping: Path | None, when: dt.date, team: Path | None
+) -> None:
+    """`model check --data`: decide on the data without writing, print the diagnostics."""
+    from touchmodel.cli.render import render_diagnostics
+    from touchmodel.plan.team import load_team
+
+    crew = None if team is None else load_team(team, engine.model)[0]
+    with steps() as step:
+        result = engine.run(data, as_of=when, mapping=mapping, progress=step, team=crew)
+    assert result.diagnostics is not None
+    console.print(f"Data fit on {data} as of {when}:", soft_wrap=True)
+    render_diagnostics(console, result.diagnostics)
 
 
 planning.register(app)

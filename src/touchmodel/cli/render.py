@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from touchmodel.engine import RunResult
+from touchmodel.fit.diagnostics import FINDING_LABELS, Diagnostics
 from touchmodel.report import RunSummary
 
 
@@ -72,6 +73,8 @@ def render_summary(console: Console, summary: RunSummary, result: RunResult) -> 
             by_cause.setdefault(cause, []).append(rule.id)
         for cause, ids in by_cause.items():
             console.print(f"  {cause}: {', '.join(ids)}")
+    if result.diagnostics is not None:
+        render_diagnostics(console, result.diagnostics, inactive_shown=bool(result.inactive))
     excluded = {k: v for k, v in result.excluded.items() if v}
     if excluded:
         parts = [
@@ -108,3 +111,30 @@ def render_summary(console: Console, summary: RunSummary, result: RunResult) -> 
         for name, path in result.files.items():
             console.print(f"  {name}: {path}")
     console.print(f"Done in {result.seconds:.1f}s.")
+
+
+def render_diagnostics(console: Console, diag: Diagnostics, inactive_shown: bool = False) -> None:
+    """How the model fits the data: one row per finding, then the at-risk load.
+
+    ``inactive_shown``: the inactive rules are already listed (run summary),
+    so the findings they make are not repeated.
+    """
+    risk = diag.risk
+    line = (
+        f"At risk: {risk.share:.1%} of accounts ({risk.at_risk:,} of {risk.accounts:,}); "
+        f"risk work items for people: {risk.items_for_people:,}, for CSMs: "
+        f"{risk.items_for_csms:,} (up to {risk.csm_items_per_week:,.0f} a week)"
+    )
+    if risk.capacity_per_week is not None:
+        line += f"; the team's {risk.team_fte:g} CSMs can work {risk.capacity_per_week:,.0f} a week"
+    findings = [f for f in diag.findings if not (inactive_shown and f.cause == "missing_input")]
+    if not findings:
+        console.print(f"Model fit: no findings. {line}.")
+        return
+    table = Table(title=f"Model fit: {len(findings)} finding(s) (see docs/diagnostics.md)")
+    table.add_column("check", no_wrap=True)
+    table.add_column("finding", overflow="fold")
+    for f in findings:
+        table.add_row(FINDING_LABELS.get(f.kind, f.kind), f.message)
+    console.print(table)
+    console.print(line + ".")

@@ -137,6 +137,9 @@ def load_model(spec: str | Path) -> TouchModel:
 
 
 def model_hash(model: TouchModel) -> str:
-    """A short stable hash of a model's content, to record which model made a decision."""
-    text = model.model_dump_json()
+    """A short stable hash of a model's content, to record which model made a decision.
+
+    The diagnostics' limits are left out: they change what is reported, never a decision.
+    """
+    text = model.model_dump_json(exclude={"diagnostics"})
     return hashlib.sha256(text.encode()).hexdigest()[:12]

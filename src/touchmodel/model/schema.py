@@ -296,6 +296,38 @@ class Expansion(_Strict):
     value_signal: str = "expansion_value"
 
 
+class DiagnosticSettings(_Strict):
+    """Limits of the data-fit diagnostics (see docs/diagnostics.md). They never change a decision."""
+
+    max_fire_share: float = Field(
+        default=0.20, gt=0, le=1, description="Flag a trigger firing on more than this share."
+    )
+    overlap_jaccard: float = Field(
+        default=0.80,
+        gt=0,
+        le=1,
+        description="Flag two triggers whose accounts overlap this much (Jaccard) or more.",
+    )
+    overlap_min_accounts: int = Field(
+        default=10, ge=1, description="...and that fire together on at least this many accounts."
+    )
+    min_coverage: float = Field(
+        default=0.50, ge=0, le=1, description="Flag a health measure with a value for fewer."
+    )
+    max_same_score: float = Field(
+        default=0.95,
+        gt=0,
+        le=1,
+        description="Flag a health measure giving one score to at least this share of accounts.",
+    )
+    max_at_risk_share: float = Field(
+        default=0.15, gt=0, le=1, description="Flag an at-risk share above this."
+    )
+    risk_items_per_csm_week: float = Field(
+        default=10, gt=0, description="At-risk work items one CSM can work in a week."
+    )
+
+
 class TouchModel(_Strict):
     """A whole touch-model file."""
 
@@ -323,6 +355,7 @@ class TouchModel(_Strict):
     triggers: list[Trigger]
     cadences: Cadences = Field(default_factory=Cadences)
     migrations: list[MigrationRule] = Field(default_factory=list)
+    diagnostics: DiagnosticSettings = Field(default_factory=DiagnosticSettings)
 
     def tier(self, tier_id: str) -> Tier:
         for t in self.tiers:

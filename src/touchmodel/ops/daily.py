@@ -53,7 +53,7 @@ from touchmodel.ops.workitems import (
     sync_migration_items,
     sync_trigger_items,
 )
-from touchmodel.plan.team import load_book_owners
+from touchmodel.plan.team import Team, load_book_owners, load_team
 from touchmodel.state.db import Store
 from touchmodel.state.tables import Assignment, Run, Snapshot, Touchpoint, WorkItem, utcnow
 from touchmodel.workspace import Workspace
@@ -163,6 +163,7 @@ def run_day(
                     store, tables, as_of, allow=allow_missing_accounts
                 ),
                 ingested=None if ingested.empty else ingested,
+                team=_team(ws, engine.model),
             )
             notes = ingest_warnings(ingested, result.rejects)
             day = _record(ws, store, engine, result, run_id, step, started, notes)
@@ -177,6 +178,13 @@ def run_day(
         return day
     finally:
         store.close()
+
+
+def _team(ws: Workspace, model: TouchModel) -> Team | None:
+    """The workspace's team, for the diagnostics' at-risk load (None without a team file)."""
+    if ws.team_path is None or not ws.team_path.is_file():
+        return None
+    return load_team(ws.team_path, model)[0]
 
 
 def _configured_channels(ws: Workspace) -> list[str]:
@@ -392,6 +400,7 @@ def _record(
         run_row.seconds = round(time.perf_counter() - started, 3)
         run_row.changes = totals
         run_row.warnings = [*books.warnings, *notes]
+        run_row.diagnostics = None if result.diagnostics is None else result.diagnostics.as_dict()
     return DayResult(
         run_id=run_id,
         result=result,

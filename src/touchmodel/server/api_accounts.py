@@ -388,6 +388,11 @@ class RunDetailOut(_Out):
     warnings: list[str]
     error: str | None
     tier_changes: list[dict[str, Any]] = Field(description="Tier moves on the run's date")
+    diagnostics: dict[str, Any] | None = Field(
+        default=None,
+        description="How the model fit the run's data: findings and the at-risk load "
+        "(docs/diagnostics.md); null for runs recorded before diagnostics existed",
+    )
 
 
 # --- routes -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from touchmodel.fit.diagnostics import FINDING_LABELS
 from touchmodel.server.auth import DbSession, WebUser
 from touchmodel.server.errors import ApiError
 from touchmodel.server.pages import render
@@ -21,7 +22,7 @@ from touchmodel.views import accounts as views
 from touchmodel.views.csv_export import to_csv
 from touchmodel.views.portfolio import Portfolio
 from touchmodel.views.portfolio import portfolio as portfolio_view
-from touchmodel.views.runs import list_runs
+from touchmodel.views.runs import latest_diagnostics, list_runs
 from touchmodel.views.scope import book_of
 from touchmodel.workspace import Workspace
 
@@ -246,7 +247,8 @@ def account_charts(
 def portfolio_page(request: Request, user: WebUser, session: DbSession) -> Response:
     """The portfolio: KPI tiles, ARR by tier, accounts by level, health, trend over runs."""
     order = views.grade_order(views.workspace_model(_ws(request)))
-    p = portfolio_view(session, book_of(user), grade_order=order)
+    book = book_of(user)
+    p = portfolio_view(session, book, grade_order=order)
     return render(
         request,
         "portfolio.html",
@@ -255,6 +257,9 @@ def portfolio_page(request: Request, user: WebUser, session: DbSession) -> Respo
             "p": p,
             "charts": portfolio_charts(p),
             "runs": list_runs(session, limit=RECENT_RUNS),
+            # Model-wide counts: for admins, not for a CSM limited to a book.
+            "fit": latest_diagnostics(session) if book is None else None,
+            "fit_labels": FINDING_LABELS,
         },
         principal=user,
     )

@@ -78,6 +78,8 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # What a user should look at: books over cap, tiers no CSM covers.
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # How the model fit the run's data (fit.diagnostics); NULL for runs before it existed.
+    diagnostics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Snapshot(Base):

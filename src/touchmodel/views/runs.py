@@ -81,6 +81,7 @@ class RunDetail:
     warnings: list[str]
     error: str | None
     tier_changes: list[dict[str, Any]] = field(default_factory=list)
+    diagnostics: dict[str, Any] | None = None  # how the model fit the data (fit.diagnostics)
 
 
 def _utc(at: dt.datetime | None) -> dt.datetime | None:
@@ -147,4 +148,28 @@ def run_detail(session: Session, run_id: int, *, book: str | None = None) -> Run
         warnings=list(run.warnings or []),
         error=run.error,
         tier_changes=moves,
+        # Counts over the whole base, like data_path: not for a book-limited principal.
+        diagnostics=run.diagnostics if book is None else None,
     )
+
+
+@dataclass(frozen=True)
+class RunDiagnostics:
+    """The data-fit diagnostics of the newest completed run that has them."""
+
+    run_id: int
+    as_of: dt.date
+    diagnostics: dict[str, Any]
+
+
+def latest_diagnostics(session: Session) -> RunDiagnostics | None:
+    """Diagnostics of the newest completed run (latest date, then latest run of it)."""
+    run = session.scalars(
+        select(Run)
+        .where(Run.status == COMPLETED)
+        .order_by(Run.as_of.desc(), Run.id.desc())
+        .limit(1)
+    ).first()
+    if run is None or run.diagnostics is None:
+        return None
+    return RunDiagnostics(run_id=run.id, as_of=run.as_of, diagnostics=run.diagnostics)
