@@ -112,8 +112,29 @@ def create_key(
         return NewKey(secret, row.id, kind, role, csm, row.prefix)
 
 
-def authenticate(session: Session, secret: str, kind: str | None = None) -> Principal | None:
-    """The principal of ``secret`` if it is a live key (of ``kind`` when given), else None."""
+# `keys list` shows when a key was last used; recording it at most once a minute
+# keeps a busy ingestion client from turning every request into a write.
+LAST_USED_EVERY = dt.timedelta(minutes=1)
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    # SQLite hands timestamps back naive (they are UTC)
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when
+
+
+def _mark_used(row: ApiKey, now: dt.datetime | None = None) -> None:
+    now = now or utcnow()
+    if row.last_used_at is None or now - _aware(row.last_used_at) >= LAST_USED_EVERY:
+        row.last_used_at = now
+
+
+def authenticate(
+    session: Session, secret: str, kind: str | None = None, *, now: dt.datetime | None = None
+) -> Principal | None:
+    """The principal of ``secret`` if it is a live key (of ``kind`` when given), else None.
+
+    A live key's ``last_used_at`` is brought up to date (to the minute).
+    """
     if not secret:
         return None
     digest = hash_key(secret)
@@ -123,14 +144,18 @@ def authenticate(session: Session, secret: str, kind: str | None = None) -> Prin
         return None
     if kind is not None and row.kind != kind:
         return None
+    _mark_used(row, now)
     return Principal(row.id, row.kind, row.role, row.csm, row.label)
 
 
-def principal_by_id(session: Session, key_id: int) -> Principal | None:
+def principal_by_id(
+    session: Session, key_id: int, *, now: dt.datetime | None = None
+) -> Principal | None:
     """The principal of a live key by id (a dashboard session stores only the id)."""
     row = session.get(ApiKey, key_id)
     if row is None or row.revoked_at is not None:
         return None
+    _mark_used(row, now)
     return Principal(row.id, row.kind, row.role, row.csm, row.label)
 
 
@@ -159,12 +184,9 @@ def session_principal(
     row = session.get(WebSession, hash_key(sid))
     if row is None or row.ended_at is not None:
         return None
-    expires = row.expires_at
-    if expires.tzinfo is None:  # SQLite hands timestamps back naive (they are UTC)
-        expires = expires.replace(tzinfo=dt.UTC)
-    if expires <= (now or utcnow()):
+    if _aware(row.expires_at) <= (now or utcnow()):
         return None
-    return principal_by_id(session, row.key_id)
+    return principal_by_id(session, row.key_id, now=now)
 
 
 def end_session(session: Session, sid: str) -> None:

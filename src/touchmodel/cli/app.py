@@ -16,18 +16,18 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from touchmodel.cli import operations, planning, server
-from touchmodel.cli._common import parse_as_of, user_errors
+from touchmodel.cli._common import CliApp, parse_as_of, user_errors
 from touchmodel.engine import Engine
 from touchmodel.errors import ModelFileError, TouchmodelError
 from touchmodel.model.loader import DEFAULT_PRESET, PRESETS, load_model, preset_yaml
 
-app = typer.Typer(
+app = CliApp(
     name="touchmodel",
     help="Run a customer-success touch model on your own data.",
     no_args_is_help=True,
     add_completion=False,
 )
-model_app = typer.Typer(help="Show presets and check touch-model files.", no_args_is_help=True)
+model_app = CliApp(help="Show presets and check touch-model files.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 
 console = Console()

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from touchmodel.cli._common import parse_as_of, user_errors
+from touchmodel.cli._common import CliApp, parse_as_of, user_errors
 from touchmodel.model.loader import DEFAULT_PRESET, PRESETS
 from touchmodel.state.db import Store
 from touchmodel.workspace import Workspace
@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
     from touchmodel.cli.outbox import outbox_app
 
     app.add_typer(outbox_app, name="outbox")
-    db_app = typer.Typer(help="The workspace's state database.", no_args_is_help=True)
+    db_app = CliApp(help="The workspace's state database.", no_args_is_help=True)
     db_app.command("upgrade")(db_upgrade)
     app.add_typer(db_app, name="db")
 
@@ -236,7 +236,7 @@ def reopen(
 
 @user_errors
 def runs(
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -289,7 +289,9 @@ def touchpoints(
     due_by: Annotated[
         str | None, typer.Option("--due-by", help="Due on or before this date (YYYY-MM-DD).")
     ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="At most this many (default: all).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Annotated
 
@@ -9,12 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from touchmodel.cli._common import user_errors
+from touchmodel.cli._common import CliApp, user_errors
 from touchmodel.cli.operations import WorkspaceOpt, open_store
 from touchmodel.errors import TouchmodelError
 
 console = Console()
-keys_app = typer.Typer(help="API tokens (dashboard, REST API) and write keys (event ingestion).")
+keys_app = CliApp(help="API tokens (dashboard, REST API) and write keys (event ingestion).")
 
 
 def register(app: typer.Typer) -> None:
@@ -116,7 +117,7 @@ def keys_list(workspace: WorkspaceOpt = None) -> None:
 
     with open_store(workspace) as (_ws, store):
         rows = list_keys(store)
-    table = Table("id", "kind", "role", "csm", "label", "prefix", "created", "revoked")
+    table = Table("id", "kind", "role", "csm", "label", "prefix", "created", "last used", "revoked")
     for r in rows:
         table.add_row(
             str(r.id),
@@ -125,10 +126,15 @@ def keys_list(workspace: WorkspaceOpt = None) -> None:
             r.csm or "",
             r.label,
             r.prefix + "…",
-            r.created_at.strftime("%Y-%m-%d %H:%M"),
-            r.revoked_at.strftime("%Y-%m-%d %H:%M") if r.revoked_at else "",
+            _minute(r.created_at),
+            _minute(r.last_used_at) or "never",
+            _minute(r.revoked_at),
         )
     console.print(table if rows else "no keys yet: `touchmodel keys create --kind api`")
+
+
+def _minute(when: dt.datetime | None) -> str:
+    return when.strftime("%Y-%m-%d %H:%M") if when else ""
 
 
 @keys_app.command("revoke")
