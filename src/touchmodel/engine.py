@@ -77,6 +77,8 @@ class RunResult(Decided):
     # The loaded input tables (on the run's DuckDB connection), for the steps
     # after deciding that need more than the decisions, e.g. contacts' emails.
     tables: Mapping[str, ir.Table] = field(default_factory=dict)
+    # What the user should look at although the run succeeded (e.g. no accounts).
+    warnings: list[str] = field(default_factory=list)
 
 
 class Engine:
@@ -249,6 +251,9 @@ class Engine:
             files=files,
             tables=loaded.tables,
         )
+        accounts_rejects = loaded.rejects.tables.get("accounts")
+        source = accounts_rejects.source if accounts_rejects is not None else "accounts"
+        result.warnings = _empty_run_warnings(result, source)
         if out is not None:
             step("writing decision files")
             files.update(write_outputs(result, out))
@@ -421,6 +426,22 @@ def write_outputs(result: Decided, out: Path) -> dict[str, Path]:
     return paths
 
 
+def _empty_run_warnings(result: RunResult, accounts_source: str) -> list[str]:
+    """A run that decided for no account succeeded, but the user must hear why."""
+    if result.decisions.num_rows:
+        return []
+    read = result.counts.get("accounts", 0)
+    if read == 0:
+        return [
+            f"{accounts_source}: 0 accounts (the file has no rows after its header), so "
+            "nothing was decided; is it the right export?"
+        ]
+    return [
+        f"0 accounts decided: none of the {read:,} accounts read is a customer on "
+        f"{result.as_of} (churned on or before it, or starting after it)"
+    ]
+
+
 def run_record(result: RunResult) -> dict[str, Any]:
     """What a run did, as JSON-able data (also written as run.json)."""
     return {
@@ -432,6 +453,7 @@ def run_record(result: RunResult) -> dict[str, Any]:
         "rows_read": result.counts,
         "rejects": result.rejects,
         "missing_tables": result.missing_tables,
+        "warnings": result.warnings,
         "inactive_rules": [{"id": r.id, "reason": r.reason} for r in result.inactive],
         "files": {k: str(v) for k, v in result.files.items()},
         "seconds": round(result.seconds, 3),

@@ -12,13 +12,14 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from touchmodel.errors import TouchmodelError
+from touchmodel.errors import TouchmodelError, did_you_mean
 from touchmodel.state.db import Store
 from touchmodel.state.tables import ApiKey, WebSession, utcnow
 
@@ -77,12 +78,15 @@ def create_key(
     role: str | None = None,
     csm: str | None = None,
     label: str = "",
+    team: Sequence[str] | None = None,
 ) -> NewKey:
     """Create a key; returns the secret, which is not stored and cannot be shown again.
 
     ``api`` keys need a role: ``admin`` sees everything, ``csm`` needs ``csm``
     (the CSM's name in team.yaml) and sees and changes only that book.
-    ``write`` keys only send events and take no role.
+    ``write`` keys only send events and take no role. With ``team`` (the
+    names in the workspace's team file), a ``csm`` not on it is refused: a
+    key for a name that owns no book would see nothing.
     """
     if kind not in KINDS:
         raise AccessError(f"--kind: found {kind!r}; expected one of {', '.join(KINDS)}")
@@ -97,6 +101,12 @@ def create_key(
             raise AccessError("--csm: a csm key needs the CSM's name (as in team.yaml)")
         if role == "admin" and csm:
             raise AccessError("--csm: only csm keys belong to a CSM")
+        if csm and team is not None and csm not in team:
+            on_team = ", ".join(map(repr, team)) if team else "none (the team file names no one)"
+            raise AccessError(
+                f"--csm: {csm!r} is not on the team{did_you_mean(csm, team)}; the team's CSMs: "
+                f"{on_team}"
+            )
     secret = f"tm_{kind}_{secrets.token_urlsafe(32)}"
     with store.transaction() as session:
         row = ApiKey(

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from touchmodel.cli import operations, planning, server
 from touchmodel.cli._common import CliApp, parse_as_of, user_errors
 from touchmodel.engine import Engine
-from touchmodel.errors import ModelFileError, TouchmodelError
+from touchmodel.errors import ModelFileError, TouchmodelError, did_you_mean
 from touchmodel.model.loader import DEFAULT_PRESET, PRESETS, load_model, preset_yaml
 
 app = CliApp(
@@ -203,7 +203,10 @@ def model_show(
 ) -> None:
     """Print a preset as YAML, to start your own touch-model file."""
     if preset not in PRESETS:
-        raise TouchmodelError(f"preset: value {preset!r} -- expected one of {', '.join(PRESETS)}")
+        raise TouchmodelError(
+            f"preset: value {preset!r}{did_you_mean(preset, PRESETS)} -- expected one of "
+            f"{', '.join(PRESETS)}"
+        )
     typer.echo(preset_yaml(preset), nl=False)
 
 

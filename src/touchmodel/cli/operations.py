@@ -112,7 +112,9 @@ def init(
 
 @user_errors
 def tasks(
-    owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's items.")] = None,
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="Only this owner's items (any case).")
+    ] = None,
     status: Annotated[str, typer.Option("--status", help="open, snoozed, closed or all.")] = "open",
     account: Annotated[str | None, typer.Option("--account", help="Only this account.")] = None,
     trigger: Annotated[str | None, typer.Option("--trigger", help="Only this trigger id.")] = None,
@@ -296,7 +298,7 @@ def touchpoints(
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Scheduled touchpoints from the cadences: calls, reviews and automated messages."""
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     from touchmodel.cli.ops_render import render_touchpoints
     from touchmodel.ops.touchpoints import touchpoint_record
@@ -306,7 +308,7 @@ def touchpoints(
     if status != "all":
         q = q.where(Touchpoint.status == status)
     if owner:
-        q = q.where(Touchpoint.owner == owner)
+        q = q.where(func.lower(Touchpoint.owner) == owner.lower())  # as `tasks --owner`
     if account:
         q = q.where(Touchpoint.account_id == account)
     if due_by:

@@ -13,6 +13,7 @@ from rich.table import Table
 from touchmodel.cli._common import CliApp, user_errors
 from touchmodel.cli.operations import WorkspaceOpt, open_store
 from touchmodel.errors import TouchmodelError
+from touchmodel.workspace import Workspace
 
 console = Console()
 keys_app = CliApp(help="API tokens (dashboard, REST API) and write keys (event ingestion).")
@@ -99,8 +100,8 @@ def keys_create(
     """Create a key and print it once: only its hash is stored."""
     from touchmodel.access.keys import create_key
 
-    with open_store(workspace) as (_ws, store):
-        new = create_key(store, kind, role=role, csm=csm, label=label)
+    with open_store(workspace) as (ws, store):
+        new = create_key(store, kind, role=role, csm=csm, label=label, team=team_names(ws))
     who = f" role={new.role}" + (f" csm={new.csm}" if new.csm else "") if new.kind == "api" else ""
     typer.echo(new.secret)
     typer.echo(
@@ -131,6 +132,15 @@ def keys_list(workspace: WorkspaceOpt = None) -> None:
             _minute(r.revoked_at),
         )
     console.print(table if rows else "no keys yet: `touchmodel keys create --kind api`")
+
+
+def team_names(ws: Workspace) -> list[str]:
+    """The CSMs named in the workspace's team file (none without one)."""
+    from touchmodel.plan.team import read_team_file
+
+    if ws.team_path is None:
+        return []
+    return [name for entry in read_team_file(ws.team_path).csms for name in entry.names()]
 
 
 def _minute(when: dt.datetime | None) -> str:
