@@ -46,6 +46,8 @@ def test_help_reads_right(path: list[str]) -> None:
     out = result.output
     # a flag takes no value: no "<bool>" after --json, --force, --help ...
     assert "<bool>" not in out
+    # users never see the internal domain reference
+    assert "SPEC" not in out
     usage = next(line for line in out.splitlines() if "Usage:" in line)
     # arguments are named like ITEM_ID, not {item_id}
     assert "{" not in usage and "}" not in usage, usage
