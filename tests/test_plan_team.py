@@ -67,7 +67,7 @@ def test_unknown_tier_is_one_line_naming_file_path_value_and_valid_ids(tmp_path:
         ("planning: {economics: {cs_share: {min: 0.2, max: 0.1}}}", "planning.economics.cs_share"),
         ("planning: {six_factor: {high_touch_min: 10}}", "planning.six_factor"),
         ("- just a list", "(top level): value list"),
-        ("csms: [", "line 1, column 8: not valid YAML"),
+        ("csms: [", "team.yaml:1:8: not valid YAML"),
     ],
 )
 def test_bad_team_files_name_the_path(tmp_path: Path, text: str, expected: str) -> None:

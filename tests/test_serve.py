@@ -29,14 +29,20 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_keys_are_printed_once_stored_hashed_listed_and_revoked(tmp_path: Path) -> None:
     ws = init_workspace(tmp_path / "ws")
-    made = cli("keys", "create", "--kind", "api", "--role", "csm", "--csm", "Dana", cwd=ws.root)
+    made = cli(
+        "keys", "create", "--kind", "api", "--role", "csm", "--csm", "Dana Reyes", cwd=ws.root
+    )
     assert made.returncode == 0, made.stderr
     secret = made.stdout.strip()
     assert secret.startswith("tm_api_") and "shown only now" in made.stderr
     store = Store(ws.state_url)
     with store.transaction() as session:
         row = session.scalars(select(ApiKey)).one()
-        assert secret not in (row.key_hash, row.prefix) and row.role == "csm" and row.csm == "Dana"
+        assert (
+            secret not in (row.key_hash, row.prefix)
+            and row.role == "csm"
+            and row.csm == "Dana Reyes"
+        )
     store.close()
     listed = cli("keys", "list", cwd=ws.root)
     assert "Dana" in listed.stdout and secret not in listed.stdout

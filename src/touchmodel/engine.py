@@ -82,6 +82,8 @@ class RunResult(Decided):
     tables: Mapping[str, ir.Table] = field(default_factory=dict)
     # How the model fits the data: what cannot fire, fires too often, ...
     diagnostics: Diagnostics | None = None
+    # What the user should look at although the run succeeded (e.g. no accounts).
+    warnings: list[str] = field(default_factory=list)
 
 
 class Engine:
@@ -261,6 +263,9 @@ class Engine:
         step("checking how the model fits the data")
         names = event_names(loaded.tables, self.model, as_of)
         result.diagnostics = diagnose(self.model, decided, names, team)
+        accounts_rejects = loaded.rejects.tables.get("accounts")
+        source = accounts_rejects.source if accounts_rejects is not None else "accounts"
+        result.warnings = _empty_run_warnings(result, source)
         if out is not None:
             step("writing decision files")
             files.update(write_outputs(result, out))
@@ -433,6 +438,22 @@ def write_outputs(result: Decided, out: Path) -> dict[str, Path]:
     return paths
 
 
+def _empty_run_warnings(result: RunResult, accounts_source: str) -> list[str]:
+    """A run that decided for no account succeeded, but the user must hear why."""
+    if result.decisions.num_rows:
+        return []
+    read = result.counts.get("accounts", 0)
+    if read == 0:
+        return [
+            f"{accounts_source}: 0 accounts (the file has no rows after its header), so "
+            "nothing was decided; is it the right export?"
+        ]
+    return [
+        f"0 accounts decided: none of the {read:,} accounts read is a customer on "
+        f"{result.as_of} (churned on or before it, or starting after it)"
+    ]
+
+
 def run_record(result: RunResult) -> dict[str, Any]:
     """What a run did, as JSON-able data (also written as run.json)."""
     return {
@@ -444,6 +465,7 @@ def run_record(result: RunResult) -> dict[str, Any]:
         "rows_read": result.counts,
         "rejects": result.rejects,
         "missing_tables": result.missing_tables,
+        "warnings": result.warnings,
         "inactive_rules": [{"id": r.id, "reason": r.reason} for r in result.inactive],
         "diagnostics": None if result.diagnostics is None else result.diagnostics.as_dict(),
         "files": {k: str(v) for k, v in result.files.items()},

@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest known name, or ``""``.
+
+    A name that differs only in case is the closest of all (``Arr`` for ``arr``).
+    """
+    names = list(known)
+    same = [k for k in names if k.lower() == name.lower() and k != name]
+    close = same or difflib.get_close_matches(name, names, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
 
 class TouchmodelError(Exception):
     """Base class for every error caused by user input (files, flags, data)."""

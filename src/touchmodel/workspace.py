@@ -17,9 +17,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from touchmodel.errors import TouchmodelError
+from touchmodel.errors import TouchmodelError, did_you_mean
 from touchmodel.model.loader import DEFAULT_PRESET, PRESETS, preset_yaml, validation_problems
 from touchmodel.ops.delivery_config import DeliveryConfig
+from touchmodel.yaml_errors import yaml_error_text
 
 WORKSPACE_FILE = "touchmodel.yaml"
 WORKSPACE_ENV = "TOUCHMODEL_WORKSPACE"
@@ -123,7 +124,7 @@ def load_workspace(root: Path) -> Workspace:
     except OSError as exc:
         raise WorkspaceError(f"{file}: cannot read ({exc.strerror})") from exc
     except yaml.YAMLError as exc:
-        raise WorkspaceError(f"{file}: not valid YAML ({exc})") from exc
+        raise WorkspaceError(yaml_error_text(str(file), exc)) from None
     try:
         config = WorkspaceConfig.model_validate(data)
     except ValidationError as exc:
@@ -177,7 +178,8 @@ def init_workspace(
 
     if preset not in PRESETS:
         raise WorkspaceError(
-            f"--preset: unknown preset {preset!r}, expected one of {', '.join(PRESETS)}"
+            f"--preset: unknown preset {preset!r}{did_you_mean(preset, PRESETS)}, expected one "
+            f"of {', '.join(PRESETS)}"
         )
     created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)

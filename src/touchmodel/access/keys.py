@@ -12,13 +12,14 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from touchmodel.errors import TouchmodelError
+from touchmodel.errors import TouchmodelError, did_you_mean
 from touchmodel.state.db import Store
 from touchmodel.state.tables import ApiKey, WebSession, utcnow
 
@@ -77,12 +78,15 @@ def create_key(
     role: str | None = None,
     csm: str | None = None,
     label: str = "",
+    team: Sequence[str] | None = None,
 ) -> NewKey:
     """Create a key; returns the secret, which is not stored and cannot be shown again.
 
     ``api`` keys need a role: ``admin`` sees everything, ``csm`` needs ``csm``
     (the CSM's name in team.yaml) and sees and changes only that book.
-    ``write`` keys only send events and take no role.
+    ``write`` keys only send events and take no role. With ``team`` (the
+    names in the workspace's team file), a ``csm`` not on it is refused: a
+    key for a name that owns no book would see nothing.
     """
     if kind not in KINDS:
         raise AccessError(f"--kind: found {kind!r}; expected one of {', '.join(KINDS)}")
@@ -97,6 +101,12 @@ def create_key(
             raise AccessError("--csm: a csm key needs the CSM's name (as in team.yaml)")
         if role == "admin" and csm:
             raise AccessError("--csm: only csm keys belong to a CSM")
+        if csm and team is not None and csm not in team:
+            on_team = ", ".join(map(repr, team)) if team else "none (the team file names no one)"
+            raise AccessError(
+                f"--csm: {csm!r} is not on the team{did_you_mean(csm, team)}; the team's CSMs: "
+                f"{on_team}"
+            )
     secret = f"tm_{kind}_{secrets.token_urlsafe(32)}"
     with store.transaction() as session:
         row = ApiKey(
@@ -112,8 +122,29 @@ def create_key(
         return NewKey(secret, row.id, kind, role, csm, row.prefix)
 
 
-def authenticate(session: Session, secret: str, kind: str | None = None) -> Principal | None:
-    """The principal of ``secret`` if it is a live key (of ``kind`` when given), else None."""
+# `keys list` shows when a key was last used; recording it at most once a minute
+# keeps a busy ingestion client from turning every request into a write.
+LAST_USED_EVERY = dt.timedelta(minutes=1)
+
+
+def _aware(when: dt.datetime) -> dt.datetime:
+    # SQLite hands timestamps back naive (they are UTC)
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when
+
+
+def _mark_used(row: ApiKey, now: dt.datetime | None = None) -> None:
+    now = now or utcnow()
+    if row.last_used_at is None or now - _aware(row.last_used_at) >= LAST_USED_EVERY:
+        row.last_used_at = now
+
+
+def authenticate(
+    session: Session, secret: str, kind: str | None = None, *, now: dt.datetime | None = None
+) -> Principal | None:
+    """The principal of ``secret`` if it is a live key (of ``kind`` when given), else None.
+
+    A live key's ``last_used_at`` is brought up to date (to the minute).
+    """
     if not secret:
         return None
     digest = hash_key(secret)
@@ -123,14 +154,18 @@ def authenticate(session: Session, secret: str, kind: str | None = None) -> Prin
         return None
     if kind is not None and row.kind != kind:
         return None
+    _mark_used(row, now)
     return Principal(row.id, row.kind, row.role, row.csm, row.label)
 
 
-def principal_by_id(session: Session, key_id: int) -> Principal | None:
+def principal_by_id(
+    session: Session, key_id: int, *, now: dt.datetime | None = None
+) -> Principal | None:
     """The principal of a live key by id (a dashboard session stores only the id)."""
     row = session.get(ApiKey, key_id)
     if row is None or row.revoked_at is not None:
         return None
+    _mark_used(row, now)
     return Principal(row.id, row.kind, row.role, row.csm, row.label)
 
 
@@ -159,12 +194,9 @@ def session_principal(
     row = session.get(WebSession, hash_key(sid))
     if row is None or row.ended_at is not None:
         return None
-    expires = row.expires_at
-    if expires.tzinfo is None:  # SQLite hands timestamps back naive (they are UTC)
-        expires = expires.replace(tzinfo=dt.UTC)
-    if expires <= (now or utcnow()):
+    if _aware(row.expires_at) <= (now or utcnow()):
         return None
-    return principal_by_id(session, row.key_id)
+    return principal_by_id(session, row.key_id, now=now)
 
 
 def end_session(session: Session, sid: str) -> None:

@@ -1,4 +1,4 @@
-"""What every command shares: user errors at the edge, and the --as-of date."""
+"""What every command shares: user errors at the edge, the --as-of date, and help that reads right."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from touchmodel.errors import TouchmodelError
 
@@ -43,3 +44,59 @@ def parse_as_of(value: str | None, flag: str = "--as-of") -> dt.date:
         raise TouchmodelError(
             f"{flag}: value {value!r} -- expected a date like 2026-11-01"
         ) from None
+
+
+# --- help texts -------------------------------------------------------------------------
+
+
+def _no_value_shown(params: list[Any]) -> None:
+    """Flags take no value, so their help shows no ``<bool>`` after them."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
+class Command(TyperCommand):
+    """A command whose help shows no value type after flags (``--json``, not ``--json <bool>``)
+    and names its arguments in capitals on the usage line (``ITEM_ID``, not ``{item_id}``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _no_value_shown(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            _no_value_shown([option])
+        return option
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = (param.metavar or param.name or "").upper()
+                name = name if param.required else f"[{name}]"
+                pieces.append(name + ("..." if param.nargs != 1 else ""))
+        return pieces
+
+
+class Group(TyperGroup):
+    """A command group whose ``--help`` flag shows no value type either."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None:
+            _no_value_shown([option])
+        return option
+
+
+class CliApp(typer.Typer):
+    """``typer.Typer`` whose commands and groups use :class:`Command` and :class:`Group`."""
+
+    def __init__(self, *args: Any, cls: type[TyperGroup] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, cls=cls or Group, **kwargs)
+
+    def command(  # type: ignore[override]
+        self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any
+    ) -> Any:
+        return super().command(name, cls=cls or Command, **kwargs)

@@ -17,18 +17,18 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from touchmodel.cli import fit, operations, planning, server
-from touchmodel.cli._common import parse_as_of, user_errors
+from touchmodel.cli._common import CliApp, parse_as_of, user_errors
 from touchmodel.engine import Engine
-from touchmodel.errors import ModelFileError, TouchmodelError
+from touchmodel.errors import ModelFileError, TouchmodelError, did_you_mean
 from touchmodel.model.loader import DEFAULT_PRESET, PRESETS, load_model, preset_yaml
 
-app = typer.Typer(
+app = CliApp(
     name="touchmodel",
     help="Run a customer-success touch model on your own data.",
     no_args_is_help=True,
     add_completion=False,
 )
-model_app = typer.Typer(help="Show presets and check touch-model files.", no_args_is_help=True)
+model_app = CliApp(help="Show presets and check touch-model files.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 
 console = Console()
@@ -224,7 +224,10 @@ def model_show(
 ) -> None:
     """Print a preset as YAML, to start your own touch-model file."""
     if preset not in PRESETS:
-        raise TouchmodelError(f"preset: value {preset!r} -- expected one of {', '.join(PRESETS)}")
+        raise TouchmodelError(
+            f"preset: value {preset!r}{did_you_mean(preset, PRESETS)} -- expected one of "
+            f"{', '.join(PRESETS)}"
+        )
     typer.echo(preset_yaml(preset), nl=False)
 
 
@@ -249,7 +252,7 @@ def model_signals(
     for col in ("needs", "meaning"):
         table.add_column(col, overflow="fold")
     for name, typ in ACCOUNT_TYPES.items():
-        table.add_row(name, typ, "accounts", "accounts column (SPEC §10)")
+        table.add_row(name, typ, "accounts", "accounts column (data contract)")
     for info in BUILTIN:
         needs = info.table + "".join(f", accounts.{c}" for c in info.columns)
         table.add_row(info.name, info.type, needs, info.description)

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from touchmodel.cli._common import parse_as_of, user_errors
+from touchmodel.cli._common import CliApp, parse_as_of, user_errors
 from touchmodel.model.loader import DEFAULT_PRESET, PRESETS
 from touchmodel.state.db import Store
 from touchmodel.workspace import Workspace
@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
     from touchmodel.cli.outbox import outbox_app
 
     app.add_typer(outbox_app, name="outbox")
-    db_app = typer.Typer(help="The workspace's state database.", no_args_is_help=True)
+    db_app = CliApp(help="The workspace's state database.", no_args_is_help=True)
     db_app.command("upgrade")(db_upgrade)
     app.add_typer(db_app, name="db")
 
@@ -112,7 +112,9 @@ def init(
 
 @user_errors
 def tasks(
-    owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's items.")] = None,
+    owner: Annotated[
+        str | None, typer.Option("--owner", help="Only this owner's items (any case).")
+    ] = None,
     status: Annotated[str, typer.Option("--status", help="open, snoozed, closed or all.")] = "open",
     account: Annotated[str | None, typer.Option("--account", help="Only this account.")] = None,
     trigger: Annotated[str | None, typer.Option("--trigger", help="Only this trigger id.")] = None,
@@ -236,7 +238,7 @@ def reopen(
 
 @user_errors
 def runs(
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -289,12 +291,14 @@ def touchpoints(
     due_by: Annotated[
         str | None, typer.Option("--due-by", help="Due on or before this date (YYYY-MM-DD).")
     ] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="At most this many (default: all).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Scheduled touchpoints from the cadences: calls, reviews and automated messages."""
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     from touchmodel.cli.ops_render import render_touchpoints
     from touchmodel.ops.touchpoints import touchpoint_record
@@ -304,7 +308,7 @@ def touchpoints(
     if status != "all":
         q = q.where(Touchpoint.status == status)
     if owner:
-        q = q.where(Touchpoint.owner == owner)
+        q = q.where(func.lower(Touchpoint.owner) == owner.lower())  # as `tasks --owner`
     if account:
         q = q.where(Touchpoint.account_id == account)
     if due_by:

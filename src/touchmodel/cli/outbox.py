@@ -10,11 +10,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from touchmodel.cli._common import user_errors
+from touchmodel.cli._common import CliApp, user_errors
 from touchmodel.cli.operations import WorkspaceOpt, open_store
 
 console = Console()
-outbox_app = typer.Typer(
+outbox_app = CliApp(
     help="Queued messages: list, dispatch, retry dead letters.", no_args_is_help=True
 )
 
@@ -25,7 +25,9 @@ def list_(
     status: Annotated[
         str | None, typer.Option("--status", help="pending, sent or dead (default: all).")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="At most this many messages, newest first.")
+    ] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
@@ -72,7 +74,9 @@ def dispatch_(
     wait: Annotated[
         bool, typer.Option("--wait", help="Keep retrying (with backoff) until nothing is pending.")
     ] = False,
-    max_seconds: Annotated[float, typer.Option("--max-seconds", min=0)] = 600.0,
+    max_seconds: Annotated[
+        float, typer.Option("--max-seconds", min=0, help="With --wait: give up after this long.")
+    ] = 600.0,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Deliver every pending message that is due (runs do one pass by themselves)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from touchmodel.engine import RunResult
@@ -106,6 +107,8 @@ def render_summary(console: Console, summary: RunSummary, result: RunResult) -> 
             )
     else:
         console.print("Input: no rejected rows.")
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", soft_wrap=True)
     if result.files:
         console.print("Files written:")
         for name, path in result.files.items():

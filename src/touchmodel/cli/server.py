@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Annotated
 
@@ -9,12 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from touchmodel.cli._common import user_errors
+from touchmodel.cli._common import CliApp, user_errors
 from touchmodel.cli.operations import WorkspaceOpt, open_store
 from touchmodel.errors import TouchmodelError
+from touchmodel.workspace import Workspace
 
 console = Console()
-keys_app = typer.Typer(help="API tokens (dashboard, REST API) and write keys (event ingestion).")
+keys_app = CliApp(help="API tokens (dashboard, REST API) and write keys (event ingestion).")
 
 
 def register(app: typer.Typer) -> None:
@@ -98,8 +100,8 @@ def keys_create(
     """Create a key and print it once: only its hash is stored."""
     from touchmodel.access.keys import create_key
 
-    with open_store(workspace) as (_ws, store):
-        new = create_key(store, kind, role=role, csm=csm, label=label)
+    with open_store(workspace) as (ws, store):
+        new = create_key(store, kind, role=role, csm=csm, label=label, team=team_names(ws))
     who = f" role={new.role}" + (f" csm={new.csm}" if new.csm else "") if new.kind == "api" else ""
     typer.echo(new.secret)
     typer.echo(
@@ -116,7 +118,7 @@ def keys_list(workspace: WorkspaceOpt = None) -> None:
 
     with open_store(workspace) as (_ws, store):
         rows = list_keys(store)
-    table = Table("id", "kind", "role", "csm", "label", "prefix", "created", "revoked")
+    table = Table("id", "kind", "role", "csm", "label", "prefix", "created", "last used", "revoked")
     for r in rows:
         table.add_row(
             str(r.id),
@@ -125,10 +127,24 @@ def keys_list(workspace: WorkspaceOpt = None) -> None:
             r.csm or "",
             r.label,
             r.prefix + "…",
-            r.created_at.strftime("%Y-%m-%d %H:%M"),
-            r.revoked_at.strftime("%Y-%m-%d %H:%M") if r.revoked_at else "",
+            _minute(r.created_at),
+            _minute(r.last_used_at) or "never",
+            _minute(r.revoked_at),
         )
     console.print(table if rows else "no keys yet: `touchmodel keys create --kind api`")
+
+
+def team_names(ws: Workspace) -> list[str]:
+    """The CSMs named in the workspace's team file (none without one)."""
+    from touchmodel.plan.team import read_team_file
+
+    if ws.team_path is None:
+        return []
+    return [name for entry in read_team_file(ws.team_path).csms for name in entry.names()]
+
+
+def _minute(when: dt.datetime | None) -> str:
+    return when.strftime("%Y-%m-%d %H:%M") if when else ""
 
 
 @keys_app.command("revoke")

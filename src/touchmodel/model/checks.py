@@ -8,18 +8,16 @@ first, so a user can fix a file in one pass.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import fnmatch
 import math
 import re
-from collections.abc import Iterable
 from itertools import pairwise
 from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 
-from touchmodel.errors import ExpressionError
+from touchmodel.errors import ExpressionError, did_you_mean
 from touchmodel.expr import Function, called_functions, compile_expr, referenced_names
 from touchmodel.model.cadences import check_cadences
 from touchmodel.model.migrations import CSM_TEAMS
@@ -139,12 +137,6 @@ def _check_health(model: TouchModel) -> list[str]:
                     f"health.churn_probability.points[{i}]: probability {p:g} -- expected 0 to 1"
                 )
     return problems
-
-
-def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """``" (did you mean 'x'?)"`` for the closest known name, or ``""``."""
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 _CHECK_DATE = dt.date(2000, 1, 1)  # any date: checks compile, they never execute

@@ -16,9 +16,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from touchmodel.errors import ModelFileError
+from touchmodel.errors import ModelFileError, did_you_mean
 from touchmodel.model.checks import check_model
 from touchmodel.model.schema import TouchModel
+from touchmodel.yaml_errors import yaml_error_text
 
 PRESETS: tuple[str, ...] = ("standard", "hybrid", "touch-model-design")
 DEFAULT_PRESET = "standard"
@@ -55,7 +56,10 @@ def preset_dict(name: str) -> dict[str, Any]:
     if name not in PRESETS:
         raise ModelFileError(
             f"preset:{name}",
-            [f"(top level): unknown preset {name!r}, expected one of {', '.join(PRESETS)}"],
+            [
+                f"(top level): unknown preset {name!r}{did_you_mean(name, PRESETS)}, "
+                f"expected one of {', '.join(PRESETS)}"
+            ],
         )
     common = yaml.load(_preset_text("_common"), Loader=_PRESET_LOADER)
     specific = yaml.load(_preset_text(name), Loader=_PRESET_LOADER)
@@ -125,14 +129,15 @@ def load_model(spec: str | Path) -> TouchModel:
     if not path.exists():
         raise ModelFileError(
             str(path),
-            [f"(file): not found -- expected a YAML file or a preset name ({', '.join(PRESETS)})"],
+            [
+                f"(file): not found{did_you_mean(path.name, PRESETS)} -- expected a YAML file "
+                f"or a preset name ({', '.join(PRESETS)})"
+            ],
         )
     try:
         data = yaml.safe_load(path.read_text("utf-8"))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise ModelFileError(str(path), [f"{where}: not valid YAML -- {exc}"]) from None
+        raise ModelFileError(str(path), [yaml_error_text(str(path), exc)]) from None
     return model_from_dict(data, str(path))
 
 

@@ -425,14 +425,16 @@ def list_items(
 ) -> list[WorkItem]:
     """Items for a queue, most urgent first (priority, then due date, then id).
 
-    ``status``: open, snoozed, closed, or None/"all" for every state.
+    ``status``: open, snoozed, closed, or None/"all" for every state; ``owner``
+    matches ignoring case.
     """
     rank = {"urgent": 0, "high": 1, "normal": 2}
     q = select(WorkItem)
     if status and status != "all":
         q = q.where(WorkItem.status == status)
     if owner:
-        q = q.where(WorkItem.owner == owner)
+        # People type names as they say them ("dana reyes"): owners match ignoring case.
+        q = q.where(func.lower(WorkItem.owner) == owner.lower())
     if account_id:
         q = q.where(WorkItem.account_id == account_id)
     if trigger:

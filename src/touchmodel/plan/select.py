@@ -23,6 +23,7 @@ from touchmodel.model.loader import dotted
 from touchmodel.plan.defaults import Economics, PlanningDefaults, SixFactor
 from touchmodel.plan.economics import parse_share
 from touchmodel.plan.portfolio import Portfolio
+from touchmodel.yaml_errors import yaml_error_text
 
 Factor = Literal["acv", "complexity", "segment", "margin", "positioning", "ratio"]
 FACTORS: tuple[Factor, ...] = ("acv", "complexity", "segment", "margin", "positioning", "ratio")
@@ -331,7 +332,7 @@ def load_answers(path: Path) -> Answers:
     try:
         data = yaml.safe_load(path.read_text("utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise SelectError(f"{path}: not valid YAML -- {str(exc).splitlines()[0]}") from None
+        raise SelectError(yaml_error_text(str(path), exc)) from None
     if not isinstance(data, dict):
         raise SelectError(f"{path}: (top level): value {type(data).__name__} -- expected a mapping")
     try:

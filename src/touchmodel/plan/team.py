@@ -35,6 +35,7 @@ from touchmodel.errors import TouchmodelError
 from touchmodel.model.loader import validation_problems
 from touchmodel.model.schema import TouchModel
 from touchmodel.plan.defaults import PlanningDefaults
+from touchmodel.yaml_errors import yaml_error_text
 
 
 class TeamFileError(TouchmodelError):
@@ -43,8 +44,10 @@ class TeamFileError(TouchmodelError):
     def __init__(self, file: str, problems: list[str]) -> None:
         self.file = file
         self.problems = problems
-        # One line: the CLI prints user errors on a single line.
-        super().__init__(f"{file}: " + "; ".join(problems))
+        # One line: the CLI prints user errors on a single line. A problem that
+        # names the file itself (file:line:column) is not prefixed twice.
+        named = bool(problems) and problems[0].startswith(f"{file}:")
+        super().__init__(("" if named else f"{file}: ") + "; ".join(problems))
 
 
 class _Strict(BaseModel):
@@ -255,10 +258,7 @@ def read_team_file(path: Path) -> TeamFile:
     try:
         data = yaml.safe_load(path.read_text("utf-8"))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
-        raise TeamFileError(str(path), [f"{where}: not valid YAML -- {problem}"]) from None
+        raise TeamFileError(str(path), [yaml_error_text(str(path), exc)]) from None
     return team_file_from_dict(data, str(path))
 
 

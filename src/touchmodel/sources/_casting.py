@@ -74,7 +74,47 @@ _EXPECTED = {
 def _expected(target: str, formats: list[str]) -> str:
     if formats and target in ("date", "timestamp"):
         return f"a {target} in the format {' or '.join(formats)}"
+    if formats == [MONEY] and target in ("number", "integer"):
+        return f"{_EXPECTED[target]}, written as money (1200, $1,200.50, -€5)"
     return _EXPECTED[target]
+
+
+# `format: money` on a number column: currency signs, spaces and thousands
+# separators are dropped before the value is read ("$1,200.50" -> 1200.5).
+MONEY = "money"
+_MONEY_NOISE = r"[\s$€£¥,]"
+_MONEY_LIKE = r"^\s*[-+]?\s*[$€£¥]?\s*[-+]?[0-9][0-9,]*(\.[0-9]+)?\s*[$€£¥]?\s*$"
+_HINT_MONEY = (
+    "; it looks like money or a number with thousands separators: add format: money "
+    "to this column in the mapping file"
+)
+# A date written day/month or month/day: which format it needs, by its separator.
+_DATE_LIKE = {
+    "/": "'%m/%d/%Y' (or '%d/%m/%Y')",
+    ".": "'%d.%m.%Y'",
+    "-": "'%d-%m-%Y' (or '%m-%d-%Y')",
+}
+
+
+def _hint(text: ir.StringValue, target: str, formats: list[str]) -> ir.StringValue | str:
+    """What to add to the mapping file for a value written in a common other way ('' if none)."""
+    if formats:
+        return ""  # the user chose a format already; the reason says which
+    if target in ("number", "integer"):
+        return ibis.ifelse(
+            text.re_search(_MONEY_LIKE) & text.re_search(r"[$€£¥,]"), _HINT_MONEY, ""
+        )
+    if target in ("date", "timestamp"):
+        cases = [
+            (
+                text.re_search(rf"^\s*[0-9]{{1,2}}\{sep}[0-9]{{1,2}}\{sep}[0-9]{{2,4}}(\s|$)"),
+                f"; for a date written like {'03' + sep + '11' + sep + '2026'}, add "
+                f"format: {fmt} to this column in the mapping file",
+            )
+            for sep, fmt in _DATE_LIKE.items()
+        ]
+        return ibis.cases(*cases, else_="")
+    return ""
 
 
 def _from_text(text: ir.StringValue, target: str, formats: list[str]) -> Converted:
@@ -85,14 +125,21 @@ def _from_text(text: ir.StringValue, target: str, formats: list[str]) -> Convert
     blank = ibis.cases((text.ascii_str() <= 32, given & (text.strip() == "")), else_=False)
     expected = _expected(target, formats)
 
-    def reason(other: str) -> ir.StringValue:
-        return ibis.ifelse(blank, f"blank (only whitespace); expected {expected}", other)
+    hint = _hint(text, target, formats)
+
+    def reason(other: str | ir.StringValue) -> ir.StringValue:
+        explained = ibis.literal(other) if isinstance(other, str) else other
+        if not isinstance(hint, str):
+            explained = explained + hint
+        return ibis.ifelse(blank, f"blank (only whitespace); expected {expected}", explained)
 
     if target == "string":
         # A blank string is a problem; the value itself is read as is.
         return Converted(
             text.nullif(""), blank, ibis.literal(f"blank (only whitespace); expected {expected}")
         )
+    if formats == [MONEY] and target in ("number", "integer"):
+        text = text.re_replace(_MONEY_NOISE, "")
     if target == "number":
         v = text.try_cast("float64")
         bad = given & (v.isnull() | v.isnan() | v.isinf())

@@ -10,7 +10,7 @@ import ibis
 import ibis.expr.operations as ops
 import ibis.expr.types as ir
 
-from touchmodel.errors import ExpressionError
+from touchmodel.errors import ExpressionError, did_you_mean
 from touchmodel.expr import Scope, compile_expr, referenced_names
 from touchmodel.sources._casting import (
     Converted,
@@ -94,8 +94,8 @@ class ColumnPlanner:
         for s in self.tmap.types:
             if s not in cols:
                 problems.append(
-                    f"{self._path('types', s)}: found {s!r}; expected a column of {self.src.label} "
-                    f"(columns: {self._available()})"
+                    f"{self._path('types', s)}: found {s!r}{did_you_mean(s, cols)}; expected a "
+                    f"column of {self.src.label} (columns: {self._available()})"
                 )
         outputs = set(self.tmap.columns) | {c.name for c in self.spec.columns}
         for name, cmap in self.tmap.columns.items():
@@ -116,8 +116,8 @@ class ColumnPlanner:
                 where = "from" if cmap.source is not None else None
                 path = self._path("columns", name, *([where] if where else []))
                 problems.append(
-                    f"{path}: found {source!r}; expected a column of {self.src.label} "
-                    f"(columns: {self._available()})"
+                    f"{path}: found {source!r}{did_you_mean(source, cols)}; expected a column "
+                    f"of {self.src.label} (columns: {self._available()})"
                 )
         if problems:
             raise mapping_error(self.mapping.source, problems)

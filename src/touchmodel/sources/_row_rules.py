@@ -14,7 +14,7 @@ from functools import cached_property
 import ibis
 import ibis.expr.types as ir
 
-from touchmodel.errors import DataError
+from touchmodel.errors import DataError, did_you_mean
 from touchmodel.sources._casting import as_text
 from touchmodel.sources._columns import ColumnPlanner, OutputColumn
 from touchmodel.sources._reading import FILE_COL, ROW_COL, SourceTable
@@ -73,6 +73,28 @@ class TablePlan:
         return self._checked[1]
 
 
+# Separators a CSV export may use instead of a comma, as written in a mapping file.
+_OTHER_DELIMITERS = {";": ";", "\t": "\\t", "|": "|"}
+
+
+def _missing_hints(missing: list[str], src: SourceTable, tmap: TableMapping, table: str) -> str:
+    """Why required columns may look missing: another delimiter, or a near-miss name."""
+    hints = []
+    if len(src.columns) == 1:  # the whole header read as one column
+        for sep, written in _OTHER_DELIMITERS.items():
+            if sep in src.columns[0] and sep != tmap.delimiter:
+                hints.append(
+                    f"the header looks separated by {written!r}, not {tmap.delimiter!r}: set "
+                    f'delimiter: "{written}" under tables.{table} in a mapping file (--mapping)'
+                )
+                break
+    for name in missing:
+        hint = did_you_mean(name, [*src.columns, *tmap.columns])
+        if hint:
+            hints.append(f"{name}{hint}")
+    return "".join(f"; {h}" for h in hints)
+
+
 def plan_table(
     src: SourceTable,
     spec: TableSpec,
@@ -97,6 +119,7 @@ def plan_table(
             f"{src.label}: required column(s) {', '.join(missing)} of table '{spec.name}' not found "
             f"(columns: {', '.join(src.columns)}); rename them in the file or map them in a mapping "
             f"file (tables.{spec.name}.columns.<name>: <your column>)"
+            + _missing_hints(missing, src, tmap, spec.name)
         )
 
     outputs = [planner.output(c.name) for c in spec.columns]

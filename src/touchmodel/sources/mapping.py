@@ -15,6 +15,7 @@ canonical column names of SPEC §10 are used directly::
           account_id: Customer ID                      # rename
           arr: {from: MRR, scale: 12}                  # ARR = MRR x 12
           contract_start: {from: Start, format: "%d/%m/%Y"}
+          employees: {from: Staff, format: money}      # reads "1,200" or "$1,200.50"
           strategic: {from: Key, values: {"Yes": true, "No": false}}
           churned_on: {expr: "as_of if Status == 'Churned' else null"}
           region: {from: Region}                       # an extra column for rules
@@ -47,9 +48,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from touchmodel.errors import ExpressionError, MappingFileError
+from touchmodel.errors import ExpressionError, MappingFileError, did_you_mean
 from touchmodel.expr import parse
+from touchmodel.sources._casting import MONEY
 from touchmodel.sources.contract import TABLES
+from touchmodel.yaml_errors import yaml_error_text
 
 SourceType = Literal["string", "number", "integer", "date", "timestamp", "bool"]
 
@@ -79,7 +82,8 @@ class ColumnMapping(BaseModel):
     # Values not listed pass through unchanged.
     values: dict[str, str | int | float | bool | None] | None = None
     # strptime formats for dates/timestamps written other than ISO 8601;
-    # several formats are tried in order.
+    # several formats are tried in order. On a number column, 'money' reads
+    # "$1,200.50" (currency signs, spaces and thousands separators dropped).
     format: str | list[str] | None = None
     # Multiplier for numbers, e.g. 12 to turn MRR into ARR.
     scale: float | None = None
@@ -185,7 +189,7 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _allowed_keys(loc: tuple[int | str, ...]) -> str:
+def _allowed_keys(loc: tuple[int | str, ...]) -> list[str]:
     # Which model an unknown key sits in follows from its depth in the file.
     if len(loc) == 1:
         model: type[BaseModel] = Mapping
@@ -193,7 +197,7 @@ def _allowed_keys(loc: tuple[int | str, ...]) -> str:
         model = TableMapping
     else:
         model = ColumnMapping
-    return ", ".join(f.alias or name for name, f in model.model_fields.items())
+    return [f.alias or name for name, f in model.model_fields.items()]
 
 
 def _pydantic_problems(exc: ValidationError) -> list[str]:
@@ -202,7 +206,9 @@ def _pydantic_problems(exc: ValidationError) -> list[str]:
         loc = tuple(err["loc"])
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = f"expected one of the keys: {_allowed_keys(loc)}"
+            allowed = _allowed_keys(loc)
+            hint = did_you_mean(str(loc[-1]), allowed)
+            msg = f"unknown key{hint}; expected one of the keys: {', '.join(allowed)}"
         elif msg.startswith("Value error, "):
             msg = "expected: " + msg[len("Value error, ") :]
         elif msg.startswith("Input should be "):
@@ -222,7 +228,10 @@ def mapping_problems(mapping: Mapping) -> list[str]:
         spec = TABLES.get(tname)
         if spec is None:
             known = ", ".join(TABLES)
-            problems.append(f"{base}: found unknown table {tname!r}; expected one of: {known}")
+            problems.append(
+                f"{base}: found unknown table {tname!r}{did_you_mean(tname, TABLES)}; "
+                f"expected one of: {known}"
+            )
             continue
         for cname, cmap in tmap.columns.items():
             path = f"{base}.columns.{cname}"
@@ -237,11 +246,17 @@ def mapping_problems(mapping: Mapping) -> list[str]:
                     f"{tname}.{cname} as {contract_col.type}"
                 )
             target = contract_col.type if contract_col is not None else cmap.type
-            if cmap.format is not None and target not in _TEMPORAL:
+            if cmap.format == MONEY and target not in _NUMERIC:
+                problems.append(
+                    f"{path}.format: found 'money'; expected it only for number columns "
+                    f"(this column is {target or 'untyped'}; add 'type: number' for an "
+                    "extra column)"
+                )
+            elif cmap.format is not None and cmap.format != MONEY and target not in _TEMPORAL:
                 problems.append(
                     f"{path}.format: found {_describe(cmap.format)}; expected a format only for "
-                    f"date or timestamp columns (this column is {target or 'untyped'}; "
-                    "add 'type: date' for an extra column)"
+                    f"date or timestamp columns, or 'money' for number columns (this column is "
+                    f"{target or 'untyped'}; add 'type: date' for an extra column)"
                 )
             if cmap.scale is not None and target not in _NUMERIC:
                 problems.append(
@@ -249,7 +264,7 @@ def mapping_problems(mapping: Mapping) -> list[str]:
                     f"columns (this column is {target or 'untyped'})"
                 )
             for fmt in cmap.formats:
-                if "%" not in fmt:
+                if "%" not in fmt and cmap.format != MONEY:
                     problems.append(
                         f"{path}.format: found {fmt!r}; expected a strptime format such as '%d/%m/%Y'"
                     )
@@ -280,11 +295,7 @@ def load_mapping(path: Path) -> Mapping:
     try:
         data = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise mapping_error(
-            label, [f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]
-        ) from None
+        raise mapping_error(label, [yaml_error_text(label, exc)]) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

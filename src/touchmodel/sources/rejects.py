@@ -138,6 +138,7 @@ class RejectReport:
     def check_rate(self, max_reject_rate: float) -> None:
         """Raise DataError if any table rejected more than ``max_reject_rate`` of its rows."""
         over = []
+        first = ""
         for t in self.tables.values():
             if not t.counts_towards_rate:
                 continue
@@ -146,6 +147,7 @@ class RejectReport:
                     f"{t.table}: {t.rejected:,} of {t.rows_read:,} rows rejected "
                     f"({t.rejected / t.rows_read:.1%}) from {t.source}"
                 )
+                first = first or self._first_problem(t)
         if not over:
             return
         where = (
@@ -156,9 +158,28 @@ class RejectReport:
         raise DataError(
             f"too many rejected rows (limit {max_reject_rate:.1%}): "
             + "; ".join(over)
-            + f"; {where}. Fix the data or the mapping file, or raise the limit "
+            + f"; {where}. {first}Fix the data or the mapping file, or raise the limit "
             "(max_reject_rate in the mapping file, or --max-reject-rate)."
         )
+
+    def _first_problem(self, t: TableRejects) -> str:
+        """``The first: <file> row <n>, <field> <value>: <reason>. `` ('' if unknown).
+
+        The reason often says what to change (a delimiter, ``format: money``),
+        so the message that stops the run shows one.
+        """
+        if t.rows is not None and self.con is not None:
+            top = self.con.to_pyarrow(t.rows.order_by(["file", "row", "_check"]).limit(1))
+        elif t.parse_rows is not None and t.parse_rows.num_rows:
+            top = t.parse_rows.slice(0, 1)
+        else:
+            return ""
+        if not top.num_rows:
+            return ""
+        r = top.to_pylist()[0]
+        value = r["value"] if len(r["value"] or "") <= 60 else r["value"][:57] + "..."
+        field = f", {r['field']} {value!r}" if r["field"] else ""
+        return f"The first: {r['file']} row {r['row']}{field}: {r['reason']}. "
 
     def _backend(self) -> ibis.BaseBackend:
         if self.con is None:

@@ -17,6 +17,7 @@ from touchmodel.errors import ModelFileError, TouchmodelError
 from touchmodel.model.loader import PRESETS, load_model, model_from_dict
 from touchmodel.model.schema import Tier, TouchModel
 from touchmodel.workspace import Workspace
+from touchmodel.yaml_errors import plain_problem
 
 # A model file is a few hundred lines; anything far larger is not one.
 MAX_MODEL_BYTES = 1_000_000
@@ -145,8 +146,7 @@ def _parse(text: str) -> tuple[Any, list[str]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        problem = str(getattr(exc, "problem", None) or exc).splitlines()[0]
-        return None, [f"{where}: not valid YAML -- {problem}"]
+        return None, [f"{where}: not valid YAML -- {plain_problem(exc)}"]
     if node is None:
         return None, ["(top level): empty document -- expected a touch-model mapping"]
     if _node_count(node, MAX_NODES) > MAX_NODES:
