@@ -44,6 +44,10 @@ def render_tasks(
         )
         if r["snoozed_until"]:
             head += f" until {r['snoozed_until']} ({escape(r['snooze_reason'] or '')})"
+        if r.get("expected_arr_kept") is not None:
+            head += f"  keeps ~${r['expected_arr_kept']:,.0f}"
+        if r.get("over_capacity"):
+            head += "  [yellow]over capacity this week[/yellow]"
         console.print(head, soft_wrap=True, highlight=False)
         console.print(f"    {escape(r['action'])}", soft_wrap=True, highlight=False)
         why = r["why"] if r["status"] != "closed" else f"closed: {r['close_reason']}"
