@@ -26,6 +26,8 @@ one sort, no Python loop per account.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -33,7 +35,11 @@ import pyarrow.compute as pc
 
 from touchmodel.decide.rules import SEP
 from touchmodel.model.schema import Route, TouchModel
-from touchmodel.plan.defaults import Allocation
+from touchmodel.plan.defaults import Allocation, PlanningDefaults
+from touchmodel.plan.team import outreach_minutes, read_team_file
+
+if TYPE_CHECKING:
+    from touchmodel.engine import Decided
 
 RISK_PREFIX = "risk."
 # The route team whose work the team file's CSMs do (same as the work items' owner rule).
@@ -183,20 +189,23 @@ class Staffing:
     @property
     def over_capacity(self) -> int:
         """Items beyond this week's capacity."""
-        return int(self.items.num_rows - pc.sum(self.items["staffed"].cast("int64")).as_py())
+        return int(
+            self.items.num_rows - pc.sum(self.items["staffed"].cast("int64"), min_count=0).as_py()
+        )
 
 
-def risk_items(decisions: pa.Table) -> tuple[pa.Table, np.ndarray]:
-    """One row per fired ``risk.*`` trigger (account_id, trigger, route), and its account row.
+def fired_items(decisions: pa.Table, prefix: str | None = None) -> tuple[pa.Table, np.ndarray]:
+    """One row per fired trigger (account_id, trigger, route), and the row of its account.
 
-    ``decisions`` holds the ``; ``-joined ``triggers`` and ``routes`` columns.
+    ``decisions`` holds the ``; ``-joined ``triggers`` and ``routes`` columns;
+    ``prefix`` keeps only the triggers whose id starts with it.
     """
     trig = pc.split_pattern(decisions["triggers"].fill_null(""), SEP)
     route = pc.split_pattern(decisions["routes"].fill_null(""), SEP)
     parent = pc.list_parent_indices(trig).to_numpy()
     t = pc.list_flatten(trig)
     r = pc.list_flatten(route)
-    keep = pc.starts_with(t, RISK_PREFIX)
+    keep = pc.starts_with(t, prefix) if prefix is not None else pc.not_equal(t, "")
     parent = parent[keep.to_numpy(zero_copy_only=False)]
     items = pa.table(
         {
@@ -208,6 +217,11 @@ def risk_items(decisions: pa.Table) -> tuple[pa.Table, np.ndarray]:
     return items, parent
 
 
+def risk_items(decisions: pa.Table) -> tuple[pa.Table, np.ndarray]:
+    """The fired ``risk.*`` triggers of ``decisions`` (see :func:`fired_items`)."""
+    return fired_items(decisions, RISK_PREFIX)
+
+
 def _floats(table: pa.Table, name: str) -> np.ndarray:
     col = table[name].cast("float64")
     return (
@@ -217,25 +231,21 @@ def _floats(table: pa.Table, name: str) -> np.ndarray:
     )
 
 
-def allocate(
-    model: TouchModel,
-    decisions: pa.Table,
-    arr: np.ndarray,
-    capacity_minutes: float | None,
-    alloc: Allocation | None = None,
-) -> Staffing:
-    """Value and staff the at-risk items of one run's ``decisions`` (``arr`` in the same order).
+def value_risk_items(
+    model: TouchModel, decisions: pa.Table, arr: np.ndarray, alloc: Allocation | None = None
+) -> tuple[pa.Table, str]:
+    """Every fired ``risk.*`` trigger of ``decisions`` with its minutes, save rate and value.
 
     ``decisions`` needs ``account_id``, ``triggers``, ``routes``, ``health_score``
-    and, when the model has a churn curve, ``churn_probability``.
+    and, when the model has a churn curve, ``churn_probability``; ``arr`` is in
+    its order. Returns the items (account_id, trigger, route, minutes, save_rate,
+    probability, expected_arr_kept, csm_time) in decision order, and the basis.
     """
     a = alloc or Allocation()
-    curve = (
-        decisions["churn_probability"] if "churn_probability" in decisions.column_names else None
-    )
+    has_curve = "churn_probability" in decisions.column_names
     p_acc, basis = risk_probability(
         _floats(decisions, "health_score"),
-        None if curve is None else _floats(decisions, "churn_probability"),
+        _floats(decisions, "churn_probability") if has_curve else None,
         a,
     )
     items, parent = risk_items(decisions)
@@ -246,13 +256,23 @@ def allocate(
     csm_time = np.array([terms[u].csm_time for u in uniq], dtype=bool)[codes]
     p = p_acc[parent]
     value = item_values(parent, p * arr[parent], save)
-    staffed = staff(value, minutes, csm_time, capacity_minutes)
     table = items.append_column("minutes", pa.array(minutes))
     table = table.append_column("save_rate", pa.array(save))
     table = table.append_column("probability", pa.array(np.round(p, 4)))
     table = table.append_column("expected_arr_kept", pa.array(np.round(value, 2)))
     table = table.append_column("csm_time", pa.array(csm_time))
-    table = table.append_column("staffed", pa.array(staffed))
+    return table, basis
+
+
+def staff_items(items: pa.Table, capacity_minutes: float | None, basis: str) -> Staffing:
+    """Staff valued items (see :func:`value_risk_items`) within ``capacity_minutes``."""
+    if "staffed" in items.column_names:  # re-staffing (one more CSM)
+        items = items.drop_columns(["staffed"])
+    value = _floats(items, "expected_arr_kept")
+    minutes = _floats(items, "minutes")
+    csm_time = items["csm_time"].to_numpy(zero_copy_only=False).astype(bool)
+    staffed = staff(value, minutes, csm_time, capacity_minutes)
+    table = items.append_column("staffed", pa.array(staffed))
     table = table.take(pa.array(queue_order(value)))
     need = minutes * csm_time
     return Staffing(
@@ -264,6 +284,67 @@ def allocate(
         kept=float(value[staffed].sum()),
         left_over=float(value[~staffed].sum()),
     )
+
+
+def allocate(
+    model: TouchModel,
+    decisions: pa.Table,
+    arr: np.ndarray,
+    capacity_minutes: float | None,
+    alloc: Allocation | None = None,
+) -> Staffing:
+    """Value and staff the at-risk items of one run's ``decisions`` (``arr`` in the same order)."""
+    items, basis = value_risk_items(model, decisions, arr, alloc)
+    return staff_items(items, capacity_minutes, basis)
+
+
+def arr_of(decisions: pa.Table, accounts: pa.Table) -> np.ndarray:
+    """Each decided account's ARR (0 when empty), in the order of ``decisions``."""
+    pos = pc.index_in(decisions["account_id"], value_set=accounts["account_id"].combine_chunks())
+    arr = accounts["arr"].cast("float64").take(pos).fill_null(0.0)
+    return arr.to_numpy()
+
+
+def plan_staffing(
+    model: TouchModel, result: Decided, team: Path | None, defaults: PlanningDefaults
+) -> tuple[Staffing, NextCsm | None]:
+    """Staff a run's at-risk items with the team file's weekly outreach minutes, and one more CSM.
+
+    Without a team file the capacity is unknown: every item is staffed and
+    there is no "one more CSM" figure.
+    """
+    capacity = None if team is None else outreach_minutes(read_team_file(team))
+    staffing = allocate(
+        model,
+        result.decisions,
+        arr_of(result.decisions, result.accounts),
+        capacity,
+        defaults.allocation,
+    )
+    more = None if capacity is None else one_more_csm(staffing, defaults.allocation)
+    return staffing, more
+
+
+def staffing_record(staffing: Staffing, more: NextCsm | None, top: int = 10) -> dict[str, Any]:
+    """The staffing as JSON-able data: totals, one more CSM, and the first ``top`` items."""
+    out: dict[str, Any] = {
+        "basis": staffing.basis,
+        "capacity_minutes_per_week": staffing.capacity_minutes,
+        "items": staffing.items.num_rows,
+        "over_capacity": staffing.over_capacity,
+        "minutes_needed": staffing.minutes_needed,
+        "minutes_staffed": staffing.minutes_staffed,
+        "expected_arr_kept": round(staffing.kept, 2),
+        "expected_arr_kept_over_capacity": round(staffing.left_over, 2),
+        "top_items": staffing.items.slice(0, top).to_pylist(),
+    }
+    if more is not None:
+        out["one_more_csm"] = {
+            "minutes_per_week": more.minutes_per_week,
+            "expected_arr_kept_per_week": round(more.per_week, 2),
+            "expected_arr_kept_per_year_if_every_week_is_like_this": round(more.per_week * 52, 2),
+        }
+    return out
 
 
 def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[str]]:
@@ -299,11 +380,5 @@ def one_more_csm(staffing: Staffing, alloc: Allocation | None = None) -> NextCsm
     if staffing.capacity_minutes is None:
         raise ValueError("one_more_csm needs the team's capacity (a team file)")
     block = a.hours_per_week * a.outreach_share * 60.0
-    t = staffing.items
-    value = _floats(t, "expected_arr_kept")
-    minutes = _floats(t, "minutes")
-    csm_time = t["csm_time"].to_numpy()
-    more = staff(value, minutes, csm_time, staffing.capacity_minutes + block)
-    return NextCsm(
-        minutes_per_week=block, kept_now=staffing.kept, kept_with_one_more=float(value[more].sum())
-    )
+    more = staff_items(staffing.items, staffing.capacity_minutes + block, staffing.basis)
+    return NextCsm(minutes_per_week=block, kept_now=staffing.kept, kept_with_one_more=more.kept)
