@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from touchmodel.cli import operations, planning, server
+from touchmodel.cli import fit, operations, planning, server
 from touchmodel.cli._common import parse_as_of, user_errors
 from touchmodel.engine import Engine
 from touchmodel.errors import ModelFileError, TouchmodelError
@@ -264,6 +264,7 @@ def model_check(
 planning.register(app)
 operations.register(app)
 server.register(app)
+fit.register(app)
 
 
 def main() -> None:

@@ -91,6 +91,8 @@ def format_change(label: str, before: float | None, after: float | None) -> str:
         return f"{diff * 100:+.1f} pts"
     if "ARR" in label:
         return f"{'+' if diff >= 0 else '-'}${abs(diff):,.0f}"
+    if label == "accounts":
+        return f"{diff:+,.0f}"
     return f"{diff:+,.1f}"
 
 
