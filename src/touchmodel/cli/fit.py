@@ -19,6 +19,7 @@ from touchmodel.cli.fit_render import render_whatif
 from touchmodel.cli.planning import shipped
 from touchmodel.errors import TouchmodelError
 from touchmodel.model.loader import DEFAULT_PRESET
+from touchmodel.workspace import Workspace
 
 
 def whatif_cmd(
@@ -73,12 +74,18 @@ def whatif_cmd(
         data=folder,
         as_of=when,
         mapping=mapping or (ws.mapping_path if ws is not None else None),
-        team_path=shipped(team, "team.yaml") or (ws.team_path if ws is not None else None),
+        team_path=shipped(team, "team.yaml") or _workspace_team(ws),
     )
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2, default=str))
         return
     render_whatif(Console(), result)
+
+
+def _workspace_team(ws: Workspace | None) -> Path | None:
+    if ws is None or ws.team_path is None or not ws.team_path.is_file():
+        return None
+    return ws.team_path
 
 
 def register(app: typer.Typer) -> None:

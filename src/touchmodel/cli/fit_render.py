@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from touchmodel.fit.allocate import NextCsm, Staffing
-from touchmodel.fit.whatif import WhatIf
+from touchmodel.fit.whatif import WhatIf, format_change, format_measure
 
 
 def _hours(minutes: float) -> str:
@@ -67,33 +67,6 @@ def render_staffing(
             "yes" if r["staffed"] else "over capacity",
         )
     console.print(table)
-
-
-def format_measure(label: str, value: float | None) -> str:
-    """A measure as shown: shares as percentages, money in dollars, the rest with one decimal."""
-    if value is None:
-        return "-"
-    if label.startswith("tier mix") or "share" in label:
-        return f"{value:.1%}"
-    if "ARR" in label:
-        return f"${value:,.0f}"
-    if label == "accounts":
-        return f"{value:,.0f}"
-    return f"{value:,.1f}"
-
-
-def format_change(label: str, before: float | None, after: float | None) -> str:
-    """After minus before, in the measure's own unit (percentage points for shares)."""
-    if before is None or after is None:
-        return ""
-    diff = after - before
-    if label.startswith("tier mix") or "share" in label:
-        return f"{diff * 100:+.1f} pts"
-    if "ARR" in label:
-        return f"{'+' if diff >= 0 else '-'}${abs(diff):,.0f}"
-    if label == "accounts":
-        return f"{diff:+,.0f}"
-    return f"{diff:+,.1f}"
 
 
 def render_whatif(console: Console, result: WhatIf) -> None:

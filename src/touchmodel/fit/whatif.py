@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow.compute as pc
@@ -44,6 +44,9 @@ from touchmodel.model.loader import PRESETS, model_from_dict, preset_dict
 from touchmodel.model.schema import Route, TouchModel
 from touchmodel.plan import PlanningDefaults, as_portfolio, plan_capacity
 from touchmodel.plan.team import TeamFile, build_team, outreach_minutes, read_team_file
+
+if TYPE_CHECKING:
+    from touchmodel.workspace import Workspace
 
 
 class WhatIfError(TouchmodelError):
@@ -289,6 +292,33 @@ def _strings(values: list[str]) -> Any:
     return pa.array(values, type=pa.string())
 
 
+def format_measure(label: str, value: float | None) -> str:
+    """A measure as shown: shares as percentages, money in dollars, the rest with one decimal."""
+    if value is None:
+        return "-"
+    if label.startswith("tier mix") or "share" in label:
+        return f"{value:.1%}"
+    if "ARR" in label:
+        return f"${value:,.0f}"
+    if label == "accounts":
+        return f"{value:,.0f}"
+    return f"{value:,.1f}"
+
+
+def format_change(label: str, before: float | None, after: float | None) -> str:
+    """After minus before, in the measure's own unit (percentage points for shares)."""
+    if before is None or after is None:
+        return ""
+    diff = after - before
+    if label.startswith("tier mix") or "share" in label:
+        return f"{diff * 100:+.1f} pts"
+    if "ARR" in label:
+        return f"{'+' if diff >= 0 else '-'}${abs(diff):,.0f}"
+    if label == "accounts":
+        return f"{diff:+,.0f}"
+    return f"{diff:+,.1f}"
+
+
 @dataclass
 class WhatIf:
     """Before and after, measure by measure."""
@@ -305,6 +335,18 @@ class WhatIf:
         """(label, before, after) in the order measured; a label only one side has is kept."""
         labels = list(dict.fromkeys([*self.before, *self.after]))
         return [(k, self.before.get(k), self.after.get(k)) for k in labels]
+
+    def shown(self) -> list[dict[str, str]]:
+        """The rows as shown to a person: measure, before, after, change."""
+        return [
+            {
+                "measure": k,
+                "before": format_measure(k, b),
+                "after": format_measure(k, a),
+                "change": format_change(k, b, a),
+            }
+            for k, b, a in self.rows()
+        ]
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able."""
@@ -353,3 +395,23 @@ def run_whatif(
     )
     notes = [] if team is not None else ["no team file: per-CSM figures use the CSMs needed"]
     return WhatIf(source, as_of, changes, sides[0], sides[1], basis, notes)
+
+
+def settings_from_text(text: str) -> list[str]:
+    """One setting per non-blank line (the dashboard's form); ``#`` starts a comment line."""
+    lines = [line.strip() for line in text.splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def workspace_whatif(ws: Workspace, settings: list[str], as_of: dt.date) -> WhatIf:
+    """A what-if on a workspace's model, data, mapping and team; its state is not touched."""
+    if ws.data_path is None:
+        raise TouchmodelError("touchmodel.yaml: data -- no data folder named; what-if needs one")
+    return run_whatif(
+        ws.model_spec,
+        settings,
+        data=ws.data_path,
+        as_of=as_of,
+        mapping=ws.mapping_path,
+        team_path=ws.team_path if ws.team_path is not None and ws.team_path.is_file() else None,
+    )
