@@ -174,6 +174,28 @@ def test_plan_says_what_one_more_csm_would_keep(
     assert [i["staffed"] for i in staffing["top_items"]] == [True, False, True]
 
 
+def test_with_a_fitted_curve_the_plan_uses_its_probability_and_gives_a_yearly_figure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_ = _at_risk_run()
+    # The curve's probabilities (what decisions carry when the model has one).
+    curve = pa.array([0.1, 0.2, 0.3, 0.0])
+    run_.decisions = run_.decisions.append_column("churn_probability", curve)
+    monkeypatch.setattr(planning, "load_run", lambda spec, *_: (load_model(spec), run_))
+    team = tmp_path / "team.yaml"
+    team.write_text(
+        "csms: [{tiers: [high]}]\n"
+        "planning: {allocation: {hours_per_week: 4, outreach_share: 0.25}}\n"
+    )
+    res = run("plan", "--data", "x", "--team", str(team))
+    assert res.exit_code == 0, res.output
+    # A: 0.1 x 100000 x 0.35 = 3500 (60 min); B: 0.2 x 200000 x 0.25 = 10000 (45 min).
+    assert "One more CSM (1.0 h of outreach a week) would keep $3,500 more" in res.output
+    assert "$182,000 a year if every week's queue is like this one" in res.output
+    assert "churn probability (fitted curve)" in res.output
+    assert "not a forecast" not in res.output
+
+
 def test_plan_without_a_team_has_no_capacity_to_compare() -> None:
     res = run("plan", "--data", "x")
     assert res.exit_code == 0, res.output

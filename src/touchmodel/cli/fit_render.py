@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from touchmodel.fit.allocate import NextCsm, Staffing
+from touchmodel.fit.allocate import CURVE, PROXY, NextCsm, Staffing
 from touchmodel.fit.whatif import WhatIf, format_change, format_measure
 
 
@@ -45,11 +45,21 @@ def render_staffing(
         soft_wrap=True,
     )
     console.print(f"  [dim]Risk measure: {escape(staffing.basis)}.[/dim]", soft_wrap=True)
+    if staffing.basis == PROXY:
+        console.print(
+            "  [dim]With the health proxy these dollars rank the work; they are not a forecast.[/dim]",
+            soft_wrap=True,
+        )
     if more is not None:
+        yearly = (
+            f"; ${more.per_week * 52:,.0f} a year if every week's queue is like this one"
+            if staffing.basis == CURVE
+            else ""
+        )
         console.print(
             f"  One more CSM ({_hours(more.minutes_per_week)} of outreach a week) would keep "
-            f"${more.per_week:,.0f} more on this week's queue; ${more.per_week * 52:,.0f} a year "
-            f"if every week's queue is like this one (a CSM costs ${csm_cost:,.0f} a year).",
+            f"${more.per_week:,.0f} more on this week's queue{yearly} "
+            f"(a CSM costs ${csm_cost:,.0f} a year).",
             highlight=False,
             soft_wrap=True,
         )
