@@ -182,3 +182,44 @@ def test_model_file_that_is_already_invalid_keeps_its_own_errors(tmp_path: Path)
     path.write_text(yaml.safe_dump(bad))
     with pytest.raises(ModelFileError, match=str(path)):
         whatif.model_dict(str(path))
+
+
+def test_in_a_workspace_the_events_sent_to_v1_count_as_in_a_run(tmp_path: Path) -> None:
+    from touchmodel.access.keys import create_key
+    from touchmodel.ingest.store import store_rows
+    from touchmodel.state.db import Store
+
+    ws = init_workspace(tmp_path / "ws")
+    assert ws.data_path is not None
+    _data(ws.data_path)  # accounts only: no usage_events file
+    store = Store(ws.state_url)
+    try:
+        key = create_key(store, "write", label="app")
+        when = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC)
+        with store.transaction() as s:
+            store_rows(s, [
+                {"key_id": key.id, "message_id": f"m{i}", "type": "track", "user_id": "u1",
+                 "anonymous_id": None, "group_id": "A0", "event": "login",
+                 "timestamp": when, "received_at": when,
+                 "payload": {"type": "track", "event": "login", "userId": "u1",
+                             "messageId": f"m{i}", "timestamp": when.isoformat(),
+                             "context": {"groupId": "A0"}}}
+                for i in range(3)
+            ])  # fmt: skip
+    finally:
+        store.close()
+    res = runner.invoke(
+        app,
+        ["whatif", "--workspace", str(ws.root), "--as-of", str(AS_OF), "--json",
+         "--set", "triggers[risk.inactive].when=usage_30d > 0"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    # With A0's events the usage signals exist: the others, never seen, score low
+    # on health and are at risk. Without them (a plain data folder) nothing can fire.
+    assert _measures(json.loads(res.output))["at-risk share"][0] == pytest.approx(0.9)
+    res = runner.invoke(
+        app,
+        ["whatif", "--data", str(ws.data_path), "--as-of", str(AS_OF), "--json",
+         "--set", "triggers[risk.inactive].when=usage_30d > 0"],
+    )  # fmt: skip
+    assert _measures(json.loads(res.output))["at-risk share"] == (0.0, 0.0)

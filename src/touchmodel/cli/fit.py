@@ -19,7 +19,6 @@ from touchmodel.cli.fit_render import render_whatif
 from touchmodel.cli.planning import shipped
 from touchmodel.errors import TouchmodelError
 from touchmodel.model.loader import DEFAULT_PRESET
-from touchmodel.workspace import Workspace
 
 
 def whatif_cmd(
@@ -60,7 +59,7 @@ def whatif_cmd(
     Runs the model and the changed model on the same data and compares them.
     Nothing is written: not the workspace's state, not its model file.
     """
-    from touchmodel.fit.whatif import run_whatif
+    from touchmodel.fit.whatif import run_whatif, workspace_ingested, workspace_team
     from touchmodel.workspace import find_workspace
 
     when = parse_as_of(as_of)
@@ -74,18 +73,14 @@ def whatif_cmd(
         data=folder,
         as_of=when,
         mapping=mapping or (ws.mapping_path if ws is not None else None),
-        team_path=shipped(team, "team.yaml") or _workspace_team(ws),
+        team_path=shipped(team, "team.yaml") or (workspace_team(ws) if ws else None),
+        # A workspace's own data folder also has the events sent to its /v1.
+        ingested=workspace_ingested(ws, when) if ws is not None and data is None else None,
     )
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2, default=str))
         return
     render_whatif(Console(), result)
-
-
-def _workspace_team(ws: Workspace | None) -> Path | None:
-    if ws is None or ws.team_path is None or not ws.team_path.is_file():
-        return None
-    return ws.team_path
 
 
 def register(app: typer.Typer) -> None:

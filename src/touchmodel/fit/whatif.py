@@ -46,6 +46,7 @@ from touchmodel.plan import PlanningDefaults, as_portfolio, plan_capacity
 from touchmodel.plan.team import TeamFile, build_team, outreach_minutes, read_team_file
 
 if TYPE_CHECKING:
+    from touchmodel.ingest.feed import IngestedInput
     from touchmodel.workspace import Workspace
 
 
@@ -371,8 +372,12 @@ def run_whatif(
     as_of: dt.date,
     mapping: Path | None = None,
     team_path: Path | None = None,
+    ingested: IngestedInput | None = None,
 ) -> WhatIf:
-    """Run the model and its changed copy on ``data`` and compare them. Writes nothing."""
+    """Run the model and its changed copy on ``data`` and compare them. Writes nothing.
+
+    ``ingested``: events sent to a workspace's ``/v1``, as a daily run reads them.
+    """
     base, source = model_dict(model_spec)
     after_model, changes = changed_model(base, source, settings)
     before_model = model_from_dict(base, source)
@@ -383,7 +388,7 @@ def run_whatif(
     for model in (before_model, after_model):
         if team is not None:
             build_team(team, model)  # a team naming a tier the changed model lost is an error
-        result = Engine(model, source).run(data, as_of=as_of, mapping=mapping)
+        result = Engine(model, source).run(data, as_of=as_of, mapping=mapping, ingested=ingested)
         m = measures(model, result, team, defaults)
         for hook in EXTRA_MEASURES:
             m.update(hook(model, inputs))
@@ -403,8 +408,26 @@ def settings_from_text(text: str) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
+def workspace_ingested(ws: Workspace, as_of: dt.date) -> IngestedInput | None:
+    """The events sent to the workspace's ``/v1`` up to ``as_of`` (read only), None if none."""
+    from touchmodel.ingest.feed import ingested_input
+    from touchmodel.state.db import Store
+
+    store = Store(ws.state_url)
+    try:
+        got = ingested_input(store, as_of)
+    finally:
+        store.close()
+    return None if got.empty else got
+
+
+def workspace_team(ws: Workspace) -> Path | None:
+    """The workspace's team file, when it has one."""
+    return ws.team_path if ws.team_path is not None and ws.team_path.is_file() else None
+
+
 def workspace_whatif(ws: Workspace, settings: list[str], as_of: dt.date) -> WhatIf:
-    """A what-if on a workspace's model, data, mapping and team; its state is not touched."""
+    """A what-if on a workspace's model, data, mapping, team and ingested events; nothing written."""
     if ws.data_path is None:
         raise TouchmodelError("touchmodel.yaml: data -- no data folder named; what-if needs one")
     return run_whatif(
@@ -413,5 +436,6 @@ def workspace_whatif(ws: Workspace, settings: list[str], as_of: dt.date) -> What
         data=ws.data_path,
         as_of=as_of,
         mapping=ws.mapping_path,
-        team_path=ws.team_path if ws.team_path is not None and ws.team_path.is_file() else None,
+        team_path=workspace_team(ws),
+        ingested=workspace_ingested(ws, as_of),
     )
