@@ -151,7 +151,7 @@ class Mistakes(_Strict):
 class Allocation(_Strict):
     """Figures for staffing the at-risk queue (:mod:`touchmodel.fit.allocate`).
 
-    None of these is in the SPEC; they are our assumptions, stated so a team
+    None of these is a published figure; they are our assumptions, stated so a team
     can replace them with its own (``planning: {allocation: {...}}``).
     """
 
