@@ -193,8 +193,15 @@ def test_list_filters_page_and_keep_the_queue_order(
     rank = {"urgent": 0, "high": 1, "normal": 2}
     with client(server, ws.admin_token) as c:
         whole = c.get("/api/work-items", params={"limit": 1000}).json()["items"]
-        keys = [(rank[i["priority"]], i["due"], i["id"]) for i in whole]
+        # Most expected ARR kept first (items without a value last), then priority, due, id.
+        kept = [
+            -(i["expected_arr_kept"] if i["expected_arr_kept"] is not None else -1) for i in whole
+        ]
+        keys = [
+            (k, rank[i["priority"]], i["due"], i["id"]) for k, i in zip(kept, whole, strict=True)
+        ]
         assert keys == sorted(keys)
+        assert any(i["expected_arr_kept"] for i in whole)
         first = c.get("/api/work-items", params={"limit": 5}).json()
         second = c.get("/api/work-items", params={"limit": 5, "offset": 5}).json()
         assert [i["id"] for i in first["items"] + second["items"]] == [i["id"] for i in whole[:10]]

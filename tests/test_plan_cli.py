@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import decide
 from touchmodel.cli import planning
+from touchmodel.engine import Decided
 from touchmodel.model.loader import load_model
 from touchmodel.model.schema import TouchModel
 
@@ -25,25 +26,25 @@ EXAMPLES = Path(planning.__file__).parents[1] / "examples"
 
 
 @pytest.fixture()
-def accounts() -> pa.Table:
+def decided() -> Decided:
     """A small base decided by the real engine (in memory): 6 high, 3 medium, 2 low, 4 digital."""
     rows: list[dict[str, Any]] = []
     for i, arr in enumerate([150_000] * 6 + [50_000] * 3 + [15_000] * 2 + [3_000] * 4):
         rows.append({"account_id": f"A{i:02d}", "arr": float(arr), "employees": 50 + 300 * (i % 5)})
-    return decide(rows).accounts
+    return decide(rows)
 
 
 @pytest.fixture(autouse=True)
-def fake_engine_run(monkeypatch: pytest.MonkeyPatch, accounts: pa.Table) -> list[tuple[Any, ...]]:
+def fake_engine_run(monkeypatch: pytest.MonkeyPatch, decided: Decided) -> list[tuple[Any, ...]]:
     calls: list[tuple[Any, ...]] = []
 
     def load(
         spec: str, data: Path, mapping: Path | None, as_of: dt.date
-    ) -> tuple[TouchModel, pa.Table]:
+    ) -> tuple[TouchModel, Decided]:
         calls.append((spec, data, mapping, as_of))
-        return load_model(spec), accounts
+        return load_model(spec), decided
 
-    monkeypatch.setattr(planning, "load_portfolio", load)
+    monkeypatch.setattr(planning, "load_run", load)
     return calls
 
 
@@ -120,6 +121,85 @@ def test_plan_with_shipped_example_team() -> None:
     assert res.exit_code == 0, res.output
     today = json.loads(res.output)["plans"][0]
     assert today["team_fte"] == 13 and today["gross_margin"] == 0.78
+
+
+def _at_risk_run() -> Decided:
+    """Three accounts with risk triggers (health scores as given), one without."""
+    decisions = pa.table(
+        {
+            "account_id": ["A", "B", "C", "D"],
+            "triggers": [
+                "risk.usage_decline",
+                "risk.ticket_spike; expansion.seat_growth",
+                "risk.inactive",
+                "",
+            ],
+            "routes": ["csm_immediate", "csm_outreach; inapp_upsell", "reengagement", ""],
+            "health_score": [20.0, 30.0, 10.0, 90.0],
+        }
+    )
+    accounts = pa.table(
+        {
+            "account_id": ["D", "C", "B", "A"],  # not the decisions' order
+            "arr": [10_000.0, 50_000.0, 200_000.0, 100_000.0],
+            "tier": ["digital", "medium", "high", "high"],
+            "tier_level": ["tech", "medium", "high", "high"],
+        }
+    )
+    return Decided(decisions=decisions, accounts=accounts, inactive=[], unavailable={})
+
+
+def test_plan_says_what_one_more_csm_would_keep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(planning, "load_run", lambda spec, *_: (load_model(spec), _at_risk_run()))
+    team = tmp_path / "team.yaml"
+    # One CSM with 60 minutes of outreach a week; one more CSM brings 60 more.
+    team.write_text(
+        "csms: [{tiers: [high]}]\n"
+        "planning: {allocation: {hours_per_week: 4, outreach_share: 0.25}}\n"
+    )
+    res = run("plan", "--data", "x", "--team", str(team))
+    assert res.exit_code == 0, res.output
+    # B (0.7 x 200000 x 0.25 = 35000, 45 min) fits; A (0.8 x 100000 x 0.35 = 28000,
+    # 60 min) does not until one more CSM's 60 minutes come.
+    assert "Expected ARR kept by the work staffed: $37,250" in res.output  # B + C (automated)
+    assert "1 items over capacity would keep $28,000 more" in res.output
+    assert "One more CSM (1.0 h of outreach a week) would keep $28,000 more" in res.output
+    assert "(100 - health score) / 100" in res.output  # no curve: the proxy is named
+    res = run("plan", "--data", "x", "--team", str(team), "--json")
+    staffing = json.loads(res.output)["at_risk_staffing"]
+    assert staffing["one_more_csm"]["expected_arr_kept_per_week"] == 28000.0
+    assert [i["account_id"] for i in staffing["top_items"]] == ["B", "A", "C"]
+    assert [i["staffed"] for i in staffing["top_items"]] == [True, False, True]
+
+
+def test_with_a_fitted_curve_the_plan_uses_its_probability_and_gives_a_yearly_figure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_ = _at_risk_run()
+    # The curve's probabilities (what decisions carry when the model has one).
+    curve = pa.array([0.1, 0.2, 0.3, 0.0])
+    run_.decisions = run_.decisions.append_column("churn_probability", curve)
+    monkeypatch.setattr(planning, "load_run", lambda spec, *_: (load_model(spec), run_))
+    team = tmp_path / "team.yaml"
+    team.write_text(
+        "csms: [{tiers: [high]}]\n"
+        "planning: {allocation: {hours_per_week: 4, outreach_share: 0.25}}\n"
+    )
+    res = run("plan", "--data", "x", "--team", str(team))
+    assert res.exit_code == 0, res.output
+    # A: 0.1 x 100000 x 0.35 = 3500 (60 min); B: 0.2 x 200000 x 0.25 = 10000 (45 min).
+    assert "One more CSM (1.0 h of outreach a week) would keep $3,500 more" in res.output
+    assert "$182,000 a year if every week's queue is like this one" in res.output
+    assert "churn probability (fitted curve)" in res.output
+    assert "not a forecast" not in res.output
+
+
+def test_plan_without_a_team_has_no_capacity_to_compare() -> None:
+    res = run("plan", "--data", "x")
+    assert res.exit_code == 0, res.output
+    assert "One more CSM" not in res.output
 
 
 def test_economics_reproduces_the_enterprise_row() -> None:

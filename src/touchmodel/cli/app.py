@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from touchmodel.cli import fit, operations, planning, server
+from touchmodel.cli import fit, operations, planning, server, whatif
 from touchmodel.cli._common import CliApp, parse_as_of, user_errors
 from touchmodel.engine import Engine
 from touchmodel.errors import ModelFileError, TouchmodelError, did_you_mean
@@ -350,6 +350,7 @@ planning.register(app)
 operations.register(app)
 server.register(app)
 fit.register(app)
+whatif.register(app)
 
 
 def main() -> None:

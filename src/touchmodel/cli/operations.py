@@ -127,7 +127,7 @@ def tasks(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (a list of items).")] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """The work queue: what to do, for whom, by when, and why (most urgent first)."""
+    """The work queue: what to do, for whom, by when, and why (most ARR kept, then most urgent, first)."""
     from touchmodel.cli.ops_render import render_tasks
     from touchmodel.errors import TouchmodelError
     from touchmodel.ops.workitems import item_record, list_items

@@ -44,6 +44,10 @@ def render_tasks(
         )
         if r["snoozed_until"]:
             head += f" until {r['snoozed_until']} ({escape(r['snooze_reason'] or '')})"
+        if r.get("expected_arr_kept") is not None:
+            head += f"  keeps ~${r['expected_arr_kept']:,.0f}"
+        if r.get("over_capacity"):
+            head += "  [yellow]over capacity this week[/yellow]"
         console.print(head, soft_wrap=True, highlight=False)
         console.print(f"    {escape(r['action'])}", soft_wrap=True, highlight=False)
         why = r["why"] if r["status"] != "closed" else f"closed: {r['close_reason']}"
@@ -70,7 +74,13 @@ def run_record(run: Run) -> dict[str, Any]:
 
 
 # Counted in a run record, but not changes: triggers held back by a cooldown or a snooze.
-HELD_BACK = ("work_items_in_cooldown", "work_items_snoozed")
+# Counts a run reports that are not changes: held back, or the queue's state.
+HELD_BACK = (
+    "work_items_in_cooldown",
+    "work_items_snoozed",
+    "at_risk_items_valued",
+    "at_risk_items_over_capacity",
+)
 
 
 def _changed(changes: dict[str, Any]) -> bool:
@@ -80,6 +90,8 @@ def _changed(changes: dict[str, Any]) -> bool:
 LABELS = {
     "work_items_in_cooldown": "triggers held back by a cooldown",
     "work_items_snoozed": "triggers held back by a snooze",
+    "at_risk_items_valued": "open at-risk items valued",
+    "at_risk_items_over_capacity": "over this week's outreach capacity",
 }
 
 

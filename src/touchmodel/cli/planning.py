@@ -13,13 +13,14 @@ import json
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import pyarrow as pa
 import typer
 from rich.console import Console
 
 from touchmodel.cli._common import parse_as_of, user_errors
+from touchmodel.cli.fit_render import render_staffing
 from touchmodel.cli.planning_render import (
     render_advice,
     render_economics,
@@ -27,6 +28,7 @@ from touchmodel.cli.planning_render import (
     render_selection,
 )
 from touchmodel.errors import TouchmodelError
+from touchmodel.fit.allocate import plan_staffing, staffing_record
 from touchmodel.model.schema import TouchModel
 from touchmodel.plan import (
     Answers,
@@ -45,17 +47,28 @@ from touchmodel.plan import (
 )
 from touchmodel.plan.select import FACTORS, QUESTIONS, SelectError, score_factor
 
+if TYPE_CHECKING:
+    from touchmodel.engine import RunResult
 
-def load_portfolio(
+
+def load_run(
     model_spec: str, data: Path, mapping: Path | None, as_of: dt.date
-) -> tuple[TouchModel, pa.Table]:
-    """Run the engine on a data folder; the model and its per-account table (tier, arr, ...)."""
+) -> tuple[TouchModel, RunResult]:
+    """Run the engine on a data folder; the model and the run (decisions, accounts)."""
     from touchmodel.engine import Engine
 
     engine = Engine.from_spec(model_spec)
     with Console(stderr=True).status("running the touch model on the data"):
         result = engine.run(data, as_of=as_of, mapping=mapping)
-    return engine.model, result.accounts
+    return engine.model, result
+
+
+def load_portfolio(
+    model_spec: str, data: Path, mapping: Path | None, as_of: dt.date
+) -> tuple[TouchModel, pa.Table]:
+    """Run the engine on a data folder; the model and its per-account table (tier, arr, ...)."""
+    model, result = load_run(model_spec, data, mapping, as_of)
+    return model, result.accounts
 
 
 def _json(obj: Any) -> None:
@@ -120,15 +133,19 @@ def plan_cmd(
     # Check every flag and the team file before the (slow) engine run.
     d = _with_margin(_defaults(team), margin)
     rate = parse_growth(growth, d.max_growth)
-    tm, accounts = load_portfolio(model, data, mapping, when)
+    tm, result = load_run(model, data, mapping, when)
+    accounts = result.accounts
     crew = load_team(team, tm)[0] if team is not None else None
     plans = project(tm, as_portfolio(accounts), crew, rate, d)
+    staffing, more = plan_staffing(tm, result, team, d)
     if as_json:
         _json({"model": tm.name, "as_of": when.isoformat(), "growth": rate,
                "team": None if crew is None else crew.name, "defaults": d.model_dump(),
-               "plans": [pl.as_dict() for pl in plans]})  # fmt: skip
+               "plans": [pl.as_dict() for pl in plans],
+               "at_risk_staffing": staffing_record(staffing, more)})  # fmt: skip
         return
     render_plan(Console(), plans, rate, d)
+    render_staffing(Console(), staffing, more, d.economics.csm_cost)
 
 
 # ---------------------------------------------------------------- select

@@ -1,1 +1,1 @@
-"""Fitting the touch model to a customer's data: replay, backtest, calibrate, diagnostics."""
+"""Fitting the touch model to a customer's data: replay, backtest, calibrate, diagnostics, allocation, what-if."""

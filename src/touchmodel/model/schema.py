@@ -261,6 +261,17 @@ class Route(_Strict):
     action: str
     sla_days: int = Field(default=2, ge=0)
     channel: str | None = None
+    # What the work costs and what it is worth, for staffing the queue (touchmodel.fit.allocate).
+    # Absent: the team file's planning.allocation defaults (automation takes no CSM time).
+    minutes: float | None = Field(
+        default=None, ge=0, le=480, description="CSM minutes one work item of this route takes."
+    )
+    save_rate: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Assumed share of the churn risk this work removes when it is done.",
+    )
 
 
 class RouteBand(_Strict):

@@ -45,6 +45,7 @@ from touchmodel.ops.contacts import primary_emails
 from touchmodel.ops.notify import notify_items
 from touchmodel.ops.outbox import DispatchReport, dispatch
 from touchmodel.ops.snapshots import previous_tiers, write_snapshots
+from touchmodel.ops.staffing import staff_open_items
 from touchmodel.ops.touchpoints import TouchpointSync, cancel_planned, sync_touchpoints
 from touchmodel.ops.workitems import (
     Fired,
@@ -382,6 +383,8 @@ def _record(
         totals["notifications_queued"] += _notify(s, synced, channels)
         _merge(sync_total, synced)
         totals.update(sync_total.counts())
+        # Value the open at-risk items and mark those beyond the team's weekly time.
+        totals.update(staff_open_items(s, model, result, ws.team_path))
         totals.update(touch_total.counts())
         # A run killed earlier for this date never finished; this one supersedes it.
         s.execute(

@@ -423,7 +423,7 @@ def list_items(
     trigger: str | None = None,
     limit: int | None = None,
 ) -> list[WorkItem]:
-    """Items for a queue, most urgent first (priority, then due date, then id).
+    """Items for a queue: most expected ARR kept first, then most urgent (priority, due, id).
 
     ``status``: open, snoozed, closed, or None/"all" for every state; ``owner``
     matches ignoring case.
@@ -440,8 +440,13 @@ def list_items(
     if trigger:
         q = q.where(WorkItem.trigger == trigger)
     items = list(session.scalars(q).all())
-    items.sort(key=lambda i: (rank.get(i.priority, 9), i.due, i.id))
+    items.sort(key=lambda i: (-_kept(i), rank.get(i.priority, 9), i.due, i.id))
     return items[:limit] if limit else items
+
+
+def _kept(item: WorkItem) -> float:
+    # Items without a value (not at risk, or not valued yet) come after every valued one.
+    return -1.0 if item.expected_arr_kept is None else item.expected_arr_kept
 
 
 def item_history(session: Session, item_id: int) -> list[dict[str, Any]]:
@@ -479,4 +484,6 @@ def item_record(item: WorkItem) -> dict[str, Any]:
         "closed_on": item.closed_on.isoformat() if item.closed_on else None,
         "close_reason": item.close_reason,
         "why": item.explanation,
+        "expected_arr_kept": item.expected_arr_kept,
+        "over_capacity": bool(item.over_capacity),
     }

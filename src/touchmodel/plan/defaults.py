@@ -148,6 +148,31 @@ class Mistakes(_Strict):
     ratio_guideline: dict[str, tuple[float, float | None]] = Field(default_factory=_guideline)
 
 
+class Allocation(_Strict):
+    """Figures for staffing the at-risk queue (:mod:`touchmodel.fit.allocate`).
+
+    None of these is a published figure; they are our assumptions, stated so a team
+    can replace them with its own (``planning: {allocation: {...}}``).
+    """
+
+    # A CSM's working week, and the share of it free for at-risk outreach: the
+    # rest goes to scheduled calls and reviews, renewals, admin and internal work.
+    hours_per_week: float = Field(default=40, gt=0, le=100)
+    outreach_share: float = Field(default=0.25, gt=0, le=1)
+    # A route without `minutes`: a human conversation, prepared and written up;
+    # an automated route takes no CSM time.
+    human_minutes: float = Field(default=45, ge=0, le=480)
+    # A route without `save_rate`: the share of the churn risk that the work
+    # removes. Human outreach saves some at-risk accounts, an automated
+    # sequence far fewer.
+    human_save_rate: float = Field(default=0.30, ge=0, le=1)
+    automated_save_rate: float = Field(default=0.05, ge=0, le=1)
+    # Without a fitted churn curve, the health score stands in for the risk:
+    # (100 - health) / 100 x proxy_scale, and proxy_unknown when there is no score.
+    proxy_scale: float = Field(default=1.0, gt=0, le=1)
+    proxy_unknown: float = Field(default=0.5, ge=0, le=1)
+
+
 class PlanningDefaults(_Strict):
     """All planning figures; ``PlanningDefaults()`` is exactly the SPEC."""
 
@@ -156,6 +181,7 @@ class PlanningDefaults(_Strict):
     six_factor: SixFactor = Field(default_factory=SixFactor)
     phases: Phases = Field(default_factory=Phases)
     mistakes: Mistakes = Field(default_factory=Mistakes)
+    allocation: Allocation = Field(default_factory=Allocation)
     # Projection horizons in months for `plan`.
     horizons_months: list[int] = Field(default_factory=lambda: [12, 24])
     # Suggested new band edges are rounded up to this step, so the suggestion is a

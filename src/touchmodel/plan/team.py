@@ -69,6 +69,19 @@ class CSMEntry(_Strict):
     cost: float | None = Field(
         default=None, gt=0, description="Fully loaded cost per CSM, USD/year."
     )
+    hours_per_week: float | None = Field(
+        default=None,
+        gt=0,
+        le=100,
+        description="Working hours per CSM per week (default planning.allocation.hours_per_week).",
+    )
+    outreach_share: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Share of those hours free for at-risk outreach "
+        "(default planning.allocation.outreach_share).",
+    )
 
     @property
     def size(self) -> int:
@@ -231,6 +244,18 @@ def _entry_problems(file: TeamFile) -> list[str]:
             if not person.strip():
                 problems.append(f"csms[{i}].members[{j}]: value {person!r} -- expected a name")
     return problems
+
+
+def outreach_minutes(file: TeamFile) -> float:
+    """CSM minutes per week the team has for at-risk outreach, over every entry."""
+    alloc = file.planning.allocation
+    return sum(
+        csm.size
+        * (csm.hours_per_week if csm.hours_per_week is not None else alloc.hours_per_week)
+        * (csm.outreach_share if csm.outreach_share is not None else alloc.outreach_share)
+        * 60.0
+        for csm in file.csms
+    )
 
 
 def team_file_from_dict(data: Any, source: str) -> TeamFile:

@@ -77,6 +77,10 @@ class WorkItemOut(BaseModel):
     closed_on: dt.date | None
     close_reason: str | None
     why: str
+    expected_arr_kept: float | None = Field(
+        description="At-risk items: churn risk x ARR x the route's save rate (the queue's order)"
+    )
+    over_capacity: bool = Field(description="Beyond the team's outreach time this week")
 
 
 class HistoryEvent(BaseModel):

@@ -49,7 +49,15 @@ def session_secret(ws: Workspace) -> str:
 
 def create_app(ws: Workspace, *, store: Store | None = None) -> FastAPI:
     """The app for workspace ``ws``: REST API, ingestion and dashboard."""
-    from touchmodel.server import api_accounts, api_work, ingest, web, web_portfolio, web_queue
+    from touchmodel.server import (
+        api_accounts,
+        api_work,
+        ingest,
+        web,
+        web_portfolio,
+        web_queue,
+        web_whatif,
+    )
 
     vendor = vendor_dir()
     check_vendor(vendor)
@@ -130,4 +138,5 @@ def create_app(ws: Workspace, *, store: Store | None = None) -> FastAPI:
     # web_portfolio: portfolio, accounts, account page; web_queue: queue, capacity, model pages.
     app.include_router(web_portfolio.router)
     app.include_router(web_queue.router)
+    app.include_router(web_whatif.router)
     return app

@@ -30,6 +30,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 # Named constraints, so migrations can alter them on SQLite and PostgreSQL alike.
 NAMING = {
@@ -168,6 +169,11 @@ class WorkItem(Base):
     closed_by: Mapped[str | None] = mapped_column(String(200))
     # Reopened by a user: runs no longer auto-close it.
     keep_open: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Set by each run for at-risk items (touchmodel.fit.allocate): churn risk x ARR
+    # x the route's save rate, and whether the item is beyond the team's weekly
+    # outreach time. NULL / false for other work. The queue is ordered by it.
+    expected_arr_kept: Mapped[float | None] = mapped_column(Float)
+    over_capacity: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class WorkItemEvent(Base):

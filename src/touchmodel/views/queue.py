@@ -24,12 +24,14 @@ from touchmodel.views.scope import book_accounts
 
 STATUSES = ("open", "snoozed", "closed", "all")
 TOUCHPOINT_STATUSES = ("planned", "queued", "sent", "skipped", "cancelled", "all")
-# Same order as `touchmodel tasks`: priority, then due date, then id.
+# Same order as `touchmodel tasks`: expected ARR kept (highest first, items
+# without a value after), then priority, then due date, then id.
 _RANK = case((WorkItem.priority == "urgent", 0), (WorkItem.priority == "high", 1), else_=2)
+_KEPT = func.coalesce(WorkItem.expected_arr_kept, -1.0).desc()
 WORK_ITEM_COLUMNS = (
     "id", "account_id", "trigger", "kind", "status", "priority", "owner", "team", "action",
     "route", "channel", "due", "created_on", "last_seen_on", "snoozed_until", "snooze_reason",
-    "closed_on", "close_reason", "why",
+    "closed_on", "close_reason", "why", "expected_arr_kept", "over_capacity",
 )  # fmt: skip
 
 
@@ -151,7 +153,7 @@ def work_items(
     limit: int = 100,
     offset: int = 0,
 ) -> Page:
-    """Work items visible to ``csm`` (None: all), most urgent first, one page of them."""
+    """Work items visible to ``csm`` (None: all), most ARR kept then most urgent first, one page."""
     q = _item_query(
         csm,
         status=status,
@@ -163,7 +165,7 @@ def work_items(
     )
     total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
     rows = session.scalars(
-        q.order_by(_RANK, WorkItem.due, WorkItem.id).limit(limit).offset(offset)
+        q.order_by(_KEPT, _RANK, WorkItem.due, WorkItem.id).limit(limit).offset(offset)
     ).all()
     return Page([workitems.item_record(i) for i in rows], total, limit, offset)
 
@@ -177,7 +179,7 @@ def todays_work(
     limit: int = 200,
     account_id: str | None = None,
 ) -> Page:
-    """Open items of ``owner`` (a CSM's own queue), urgent or overdue ones first.
+    """Open items of ``owner`` (a CSM's own queue): most ARR kept first, then urgent or overdue.
 
     ``owner`` None with an admin is the whole open queue; ``account_id`` limits
     it to one account (the account page links there).
@@ -194,7 +196,7 @@ def todays_work(
     )
     total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
     rows = session.scalars(
-        q.order_by(overdue_or_urgent, _RANK, WorkItem.due, WorkItem.id).limit(limit)
+        q.order_by(_KEPT, overdue_or_urgent, _RANK, WorkItem.due, WorkItem.id).limit(limit)
     ).all()
     out = []
     for item in rows:
