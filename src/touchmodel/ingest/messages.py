@@ -118,14 +118,16 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
     """
     out = bytearray()
     rest = raw
+    member = 0
     while True:
+        member += 1
         inflater = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
         try:
             out += inflater.decompress(rest, limit + 1 - len(out))
             if len(out) <= limit and not inflater.eof:
                 out += inflater.flush()
         except zlib.error as exc:
-            where = "" if not out else f" after {len(out):,} bytes"
+            where = "" if member == 1 else f" after member {member - 1} (trailing bytes)"
             raise IngestError(400, f"body: not valid gzip{where} ({exc})") from None
         if len(out) > limit:
             raise IngestError(400, f"body: over {limit // 1024} KB once decompressed (the limit)")

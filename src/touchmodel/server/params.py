@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import Path, Query
 from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 MAX_ROW_ID = 2**31 - 1
 NO_NUL = r"^[^\x00]*$"
@@ -34,7 +35,7 @@ def _iso_date(value: Any) -> Any:
     """Only YYYY-MM-DD text (or a date) goes on to be read as a date."""
     if isinstance(value, dt.date) or (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
         return value
-    raise ValueError("expected a date written YYYY-MM-DD, e.g. 2026-12-01")
+    raise PydanticCustomError("date_format", "expected a date written YYYY-MM-DD, e.g. 2026-12-01")
 
 
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]

@@ -470,9 +470,15 @@ def _apply_traits(
     )
     traits = traits.select("account_id", *names).rename({f"__trait_{n}": n for n in names})
     # Which traits each account's calls sent (one row per account, see ingest.feed).
-    sent = src.table.select(
-        __sent_id=src.table.account_id,
-        **{f"__sent_{n}": src.table[n].notnull() & (src.table[n] != "") for n in names},
+    raw = src.table
+    sent = raw.select(
+        __sent_id=raw.account_id,
+        **{
+            f"__sent_{n}": raw[n].notnull() & (raw[n] != "")
+            if raw[n].type().is_string()
+            else raw[n].notnull()
+            for n in names
+        },
     )
     joined = accounts.left_join(traits, accounts.account_id == traits.account_id)
     joined = joined.left_join(sent, joined.account_id == sent.__sent_id)
