@@ -46,9 +46,13 @@ _UTC_OFFSET = r"\d:\d\d(:\d\d(\.\d+)?)?\s*([zZ]|[+-]\d\d(:?\d\d)?)$"
 def _timestamp_from_text(text: ir.StringValue) -> ir.TimestampValue:
     """Text -> timestamp (UTC, no zone); NULL where it is not one."""
     instant = text.try_cast(idt.Timestamp(timezone="UTC"))
+    naive = text.try_cast("timestamp")
     return ibis.cases(  # type: ignore[no-any-return]
+        # "YYYY-MM-DD HH:MM:SS" has 19 characters: an offset makes it longer, so
+        # the pattern runs on longer values only (CASE evaluates lazily).
+        (text.length() <= 19, naive),
         (text.re_search(_UTC_OFFSET), _wall_clock("UTC", instant)),
-        else_=text.try_cast("timestamp"),
+        else_=naive,
     )
 
 
