@@ -553,9 +553,12 @@ def test_model_check(served: tuple[ServedWorkspace, LiveServer]) -> None:
         broken = preset_yaml("standard").replace("min: 10000", "min: 9000", 1)
         meaning = c.post("/api/model/check", content=broken).json()
         assert meaning["valid"] is False and any("tiers[" in p for p in meaning["problems"])
-        for body in ("", "just a string", "- a\n- list", "{}"):
+        for body in ("just a string", "- a\n- list", "{}"):
             r = c.post("/api/model/check", content=body)
             assert r.status_code == 200 and r.json()["valid"] is False, body
+        # No body is no model to check: a client error, not a result (issue 12.7).
+        for body in ("", " \n"):
+            assert "empty" in assert_error(c.post("/api/model/check", content=body), 400)["message"]
         r = c.post("/api/model/check", content=b"name: \xff\xfe")
         assert r.status_code == 200 and "UTF-8" in r.json()["problems"][0]
         r = c.post("/api/model/check", content="!!python/object:os.system {}")
@@ -653,6 +656,9 @@ def test_any_model_text_is_a_result(shared: tuple[ServedWorkspace, LiveServer], 
     ws, server = shared
     with client(server, ws.csm_token) as c:
         r = c.post("/api/model/check", content=text.encode("utf-8"))
+    if not text.encode("utf-8").strip():
+        assert_error(r, 400)  # no text at all
+        return
     assert r.status_code == 200
     body = r.json()
     assert body["valid"] is False and body["problems"]

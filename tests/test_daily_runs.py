@@ -112,6 +112,10 @@ def test_queue_filters_and_user_actions_from_the_cli(tmp_path: Path, demo_data: 
     snoozed = json.loads(cli("tasks", "--json", "--status", "snoozed", cwd=ws).stdout)
     assert [i["id"] for i in snoozed] == [first["id"]]
     assert snoozed[0]["snooze_reason"] == "customer on holiday"
+    again = cli("snooze", str(first["id"]), "--until", "2026-11-20", "--reason",
+                "customer on holiday", "--on", AS_OF.isoformat(), cwd=ws, check=False)  # fmt: skip
+    assert again.returncode == 2 and len(again.stderr.strip().splitlines()) == 1
+    assert "already snoozed until 2026-11-20" in again.stderr  # a conflict, one line
     bad = cli("close", "99999", "--reason", "x", cwd=ws, check=False)
     assert bad.returncode == 2 and "work item 99999: not found" in bad.stderr
     cli("close", str(first["id"]), "--reason", "resolved on call", cwd=ws)

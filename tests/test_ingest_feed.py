@@ -158,7 +158,7 @@ def test_bad_traits_and_unknown_groups_are_reported_not_fatal(
     file_row = signals(ws, AS_OF)[account]
     with live_server(ws.ws) as server:
         post(server.url, ws.write_key, [
-            # An older group call, then the latest: only the latest counts.
+            # An older group call, then the latest: merged key by key, latest value wins.
             {"type": "group", "userId": "a", "groupId": account, "messageId": "g0",
              "timestamp": (WHEN - dt.timedelta(days=1)).isoformat(),
              "traits": {"industry": "Old Industry", "seats": 5}},
@@ -173,15 +173,48 @@ def test_bad_traits_and_unknown_groups_are_reported_not_fatal(
     day = run_day(ws.ws, as_of=NEXT, dispatch_messages=False)
     got = signals(ws, NEXT)
     assert got[account]["industry"] == "Fintech"
-    assert got[account]["employees"] == file_row["employees"]  # bad value: the file's stays
-    assert got[account]["seats"] == file_row["seats"]  # an older call's trait does not count
+    # Issue 12.8: a bad value is reported as set to null, and null is what the run reads.
+    assert file_row["employees"] is not None and got[account]["employees"] is None
+    # An older call's trait that no later call sets still counts (Segment merges traits).
+    assert file_row["seats"] != 5 and got[account]["seats"] == 5
     # A group call dated after the run date waits for a later run.
     assert got[other]["plan"] == signals(ws, AS_OF)[other]["plan"] != "later"
     groups = day.result.rejects["ingested_groups"]
     assert groups == {"rows_read": 2, "rejected": 1, "values_nulled": 1}
     rows = [r for r in report(ws, NEXT) if r["file"] == "ingested (/v1 group)"]
     assert {r["field"] for r in rows} == {"employees", "account_id"}
-    assert any("group traits" in w for w in day.warnings)
+    (nulled,) = [r for r in rows if r["field"] == "employees"]
+    assert nulled["value"] == "lots" and "null" in nulled["action"]
+    (warning,) = [w for w in day.warnings if "group traits" in w]
+    assert "1 trait values that are not the contract type were set to null" in warning
+
+
+def test_group_traits_merge_per_key_across_calls_latest_value_wins(
+    built: ServedWorkspace, tmp_path: Path
+) -> None:
+    """Issue 12.8: a later group call with {seats} alone kept no plan an earlier one set."""
+    ws = copy_workspace(built, tmp_path / "ws")
+    account = decided_accounts(ws)[0]
+    file_row = signals(ws, AS_OF)[account]
+    assert file_row["plan"] != "enterprise" and file_row["seats"] not in (40, 55)
+    day = WHEN - dt.timedelta(days=2)
+    with live_server(ws.ws) as server:
+        post(server.url, ws.write_key, [
+            {"type": "group", "userId": "a", "groupId": account, "messageId": "g1",
+             "timestamp": day.isoformat(), "traits": {"plan": "enterprise", "seats": 40}},
+            # Sent first, stamped last: the time stamp orders calls, not arrival.
+            {"type": "group", "userId": "b", "groupId": account, "messageId": "g3",
+             "timestamp": (day + dt.timedelta(days=2)).isoformat(),
+             "traits": {"seats": 55, "industry": None}},
+            {"type": "group", "userId": "a", "groupId": account, "messageId": "g2",
+             "timestamp": (day + dt.timedelta(days=1)).isoformat(),
+             "traits": {"seats": 50, "industry": "Retail"}},
+        ])  # fmt: skip
+    run_day(ws.ws, as_of=NEXT, dispatch_messages=False)
+    got = signals(ws, NEXT)[account]
+    # plan from g1 (no later call sets it), seats from g3 (latest), industry from g2
+    # (g3's null sets nothing).
+    assert (got["plan"], got["seats"], got["industry"]) == ("enterprise", 55, "Retail")
 
 
 def test_touchmodel_run_says_how_many_ingested_events_it_used(

@@ -188,6 +188,7 @@ def test_an_error_page_keeps_the_navigation_for_a_signed_in_user(
         assert anonymous.status_code == 303  # not signed in: to the login page
         csrf = csrf_of(client)
         client.post("/login", data={"token": ws.csm_token, "csrf_token": csrf})
-        page = client.get(f"/accounts/{other}")
+        # A browser asks for HTML (a program asking for anything else gets JSON).
+        page = client.get(f"/accounts/{other}", headers={"Accept": "text/html"})
     assert page.status_code == 403
     assert 'href="/queue"' in page.text and "Sign out" in page.text

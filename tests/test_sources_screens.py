@@ -267,5 +267,6 @@ def test_float_traits_with_a_problem_load_into_a_database_file(tmp_path: Path) -
         con, folder, mapping=None, as_of=AS_OF, ingested=IngestedInput(usage=usage, groups=groups)
     )
     arr = {r["account_id"]: r["arr"] for r in loaded.tables["accounts"].to_pyarrow().to_pylist()}
-    assert arr == {"A1": 1000.0, "A2": 5.0, "A3": 0.0}  # A1's -5.0 was reported, the file's kept
+    # A1's -5.0 was reported as set to null, and is null (issue 12.8), not the file's value.
+    assert arr == {"A1": None, "A2": 5.0, "A3": 0.0}
     assert loaded.rejects.summary()["ingested_groups"]["values_nulled"] == 1

@@ -255,3 +255,39 @@ def test_an_open_csm_item_follows_its_account_to_a_new_book(store: Store) -> Non
     with store.transaction() as s:
         assert wi.reassign_open_items(s, "A1", to_csm="Fay", on=D0, actor="rebalance") == 1
     assert items(store)[0]["owner"] == "Fay"
+
+
+@pytest.mark.parametrize("loser", ["snooze", "close", "reopen"])
+def test_a_user_action_on_an_item_changed_meanwhile_is_a_conflict(store: Store, loser: str) -> None:
+    """Issue 12.2: the action checks the item as it read it, then writes only if it is
+    still so (compare-and-set); here another session changes it in between."""
+    sync(store, D0, [NPS])
+    item_id = items(store)[0]["id"]
+    assert isinstance(item_id, int)
+    if loser == "reopen":
+        with store.transaction() as s:
+            wi.close(s, item_id, reason="done", actor="Dana", today=D0)
+    later = D0 + dt.timedelta(days=9)
+    with store.transaction() as slow:
+        seen = wi.get_item(slow, item_id)  # read: the action's checks see this state
+        with store.transaction() as fast:  # meanwhile, another user acts and commits
+            if loser == "reopen":
+                wi.reopen(fast, item_id, reason="not done", actor="Lee", today=D0)
+            else:
+                wi.close(fast, item_id, reason="handled", actor="Lee", today=D0)
+        assert seen.status == ("closed" if loser == "reopen" else "open")  # stale
+        with pytest.raises(wi.WorkItemConflict, match="changed by someone else"):
+            if loser == "snooze":
+                wi.snooze(slow, item_id, until=later, reason="later", actor="Dana", today=D0)
+            elif loser == "close":
+                wi.close(slow, item_id, reason="done", actor="Dana", today=D0)
+            else:
+                wi.reopen(slow, item_id, reason="again", actor="Dana", today=D0)
+    with store.transaction() as s:
+        history = [e["action"] for e in wi.item_history(s, item_id)]
+        final = s.get(WorkItem, item_id)
+        assert final is not None
+        assert final.closed_by == ("Lee" if loser != "reopen" else None)
+    assert history == (
+        ["created", "closed", "reopened"] if loser == "reopen" else ["created", "closed"]
+    )

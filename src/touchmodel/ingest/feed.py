@@ -1,8 +1,10 @@
 """Turning stored messages into run input: ``usage_events`` rows and account traits.
 
 A daily run as of D reads every track/page/screen message stamped on or
-before D as a ``usage_events`` row, and the latest group call of each
-account (on or before D) as that account's traits. The rows are text, like
+before D as a ``usage_events`` row, and the group calls of each account (on
+or before D) as that account's traits: merged key by key, the latest call
+that sets a trait giving its value, as Segment merges them (a later call with
+``{seats}`` alone keeps the ``plan`` an earlier call set). The rows are text, like
 a CSV file's, so the loader types and checks them with the same rules as the
 data folder's (see ``load_folder(ingested=...)``); problems land in the
 rejected-rows report under :data:`USAGE_LABEL` / :data:`GROUPS_LABEL`.
@@ -148,16 +150,21 @@ def ingested_input(store: Store, as_of: dt.date) -> IngestedInput:
             + " FROM messages WHERE type = 'group'",
         ).to_pylist()[0]
         present = [c for c in TRAIT_COLUMNS if counted[c]]
+        # Per trait, the value of the latest call that sets it (a null sets nothing).
+        # The report's row is the account's latest group call.
         trait_cols = "".join(
-            f", json_extract_string(payload, '$.traits.{c}') AS {_sql_name(c)}" for c in present
+            f", last(json_extract_string(payload, '$.traits.{c}') ORDER BY ts, id) "
+            f"FILTER (WHERE json_type(payload, '$.traits.{c}') NOT IN ('NULL')) "
+            f"AS {_sql_name(c)}"
+            for c in present
         )
         groups = _arrow(
             con,
             f"""
-            SELECT group_id AS account_id{trait_cols}, id AS {ID_COL}
+            SELECT group_id AS account_id{trait_cols}, last(id ORDER BY ts, id) AS {ID_COL}
             FROM messages WHERE type = 'group'
-            QUALIFY row_number() OVER (PARTITION BY group_id ORDER BY ts DESC, id DESC) = 1
-            ORDER BY id
+            GROUP BY group_id
+            ORDER BY {ID_COL}
             """,
         )
     finally:
@@ -191,8 +198,9 @@ def ingest_warnings(ingested: IngestedInput, rejects: dict[str, dict[str, int]])
     groups = rejects.get(INGESTED_GROUPS, {})
     if groups.get("rejected") or groups.get("values_nulled"):
         notes.append(
-            f"group traits: {groups.get('rejected', 0):,} group calls for accounts not in the "
-            f"data and {groups.get('values_nulled', 0):,} trait values that are not the "
-            f"contract type were ignored; see rejected_rows.csv, file '{GROUPS_LABEL}'"
+            f"group traits: {groups.get('rejected', 0):,} accounts not in the data were "
+            f"ignored, and {groups.get('values_nulled', 0):,} trait values that are not the "
+            "contract type were set to null (the account's value from the data folder is "
+            f"not used either); see rejected_rows.csv, file '{GROUPS_LABEL}'"
         )
     return notes

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import re
 import zlib
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ MAX_ID_CHARS = 200  # the width of the id columns in ingested_messages
 TYPES = ("track", "identify", "group", "page", "screen", "alias")
 # A JSON escape of a UTF-16 surrogate: valid JSON, but a lone one is no text a
 # database can store, so such bodies get the full check below.
-_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
+_SURROGATE_ESCAPE = re.compile(r"\\[uU][dD][89a-fA-F]")
 
 
 class IngestError(Exception):
@@ -62,20 +63,12 @@ def decode_body(raw: bytes, content_encoding: str | None, limit: int) -> Any:
 
     The decompressed size is capped at ``limit`` (a zip bomb stops there
     instead of filling memory) and an oversize body is a 400 naming the limit.
+    The body must be UTF-8 JSON text with finite numbers and no lone UTF-16
+    surrogate: anything else is a 400 here, never a 500 when it is stored.
     """
     encoding = (content_encoding or "").strip().lower()
     if encoding in ("gzip", "x-gzip"):
-        inflater = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
-        try:
-            data = inflater.decompress(raw, limit + 1)
-            if len(data) <= limit and not inflater.eof:
-                data += inflater.flush()
-        except zlib.error as exc:
-            raise IngestError(400, f"body: not valid gzip ({exc})") from None
-        if len(data) > limit:
-            raise IngestError(400, f"body: over {limit // 1024} KB once decompressed (the limit)")
-        if not inflater.eof:
-            raise IngestError(400, "body: gzip stream is truncated")
+        data = _gunzip(raw, limit)
     elif encoding in ("", "identity"):
         data = raw
         if len(data) > limit:
@@ -84,12 +77,21 @@ def decode_body(raw: bytes, content_encoding: str | None, limit: int) -> Any:
         raise IngestError(
             415, f"Content-Encoding {encoding!r} is not supported; send gzip or plain JSON"
         )
-    if not data.strip():
+    try:
+        # Strict UTF-8 (what JSON over HTTP is): json.loads(bytes) would also take
+        # UTF-16 and surrogates encoded as bytes (CESU-8), which no database stores.
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise IngestError(
+            400, f"body: byte {exc.start} is not UTF-8 ({exc.reason}); send UTF-8 JSON"
+        ) from None
+    if not text.strip():
         raise IngestError(400, "body: empty; expected a JSON object")
     try:
-        # NaN/Infinity are not JSON: PostgreSQL's json type refuses them (and SQLite
-        # would store null), so they are a client error here, not a 500 later.
-        body = json.loads(data, parse_constant=_no_constant)
+        # NaN/Infinity (and 1e999, a float too large to be finite) are no JSON value
+        # a database stores: PostgreSQL's json type refuses them, SQLite would store
+        # null. A client error here, not a 500 or an "inf" later.
+        body = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         raise IngestError(400, f"body: not valid JSON ({exc})") from None
     depth = _depth(body)
@@ -97,7 +99,7 @@ def decode_body(raw: bytes, content_encoding: str | None, limit: int) -> Any:
         raise IngestError(
             400, f"body: nested {depth} levels deep; at most {MAX_DEPTH} levels are accepted"
         )
-    if _SURROGATE_ESCAPE.search(data):
+    if _SURROGATE_ESCAPE.search(text):
         try:
             json.dumps(body, ensure_ascii=False).encode()
         except UnicodeEncodeError:
@@ -107,6 +109,36 @@ def decode_body(raw: bytes, content_encoding: str | None, limit: int) -> Any:
     return body
 
 
+def _gunzip(raw: bytes, limit: int) -> bytes:
+    """Every member of a gzip body, inflated (at most ``limit`` bytes in all).
+
+    A gzip file may hold several members one after the other (``cat a.gz b.gz``
+    is valid gzip); each is read. Bytes after the last member that are not a
+    member of their own are refused, not ignored.
+    """
+    out = bytearray()
+    rest = raw
+    member = 0
+    while True:
+        member += 1
+        inflater = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
+        try:
+            out += inflater.decompress(rest, limit + 1 - len(out))
+            if len(out) <= limit and not inflater.eof:
+                out += inflater.flush()
+        except zlib.error as exc:
+            where = "" if member == 1 else f" after member {member - 1} (trailing bytes)"
+            raise IngestError(400, f"body: not valid gzip{where} ({exc})") from None
+        if len(out) > limit:
+            raise IngestError(400, f"body: over {limit // 1024} KB once decompressed (the limit)")
+        if not inflater.eof:
+            raise IngestError(400, "body: gzip stream is truncated")
+        # unconsumed_tail: input held back by the size cap; unused_data: after the member.
+        rest = inflater.unused_data
+        if not rest:
+            return bytes(out)
+
+
 # Deeper JSON is no event data anyone sends, and it breaks serializing the
 # message back out (GET /api/accounts/{id}/events) once stored.
 MAX_DEPTH = 32
@@ -114,6 +146,13 @@ MAX_DEPTH = 32
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large for a number (no finite value)")
+    return value
 
 
 def _depth(value: Any) -> int:
@@ -223,19 +262,23 @@ def validate_message(
     if not isinstance(message, dict):
         problems.append({"field": path or "body", "reason": "expected a JSON object"})
         return None, problems
-    size = _size(message)
-    if size > MAX_MESSAGE_BYTES:
-        problems.append(
-            {
-                "field": path or "body",
-                "reason": f"message is {size:,} bytes; the limit is 32 KB ({MAX_MESSAGE_BYTES:,})",
-            }
-        )
-        return None, problems
     if batch_context:
         # Segment lets a batch carry context for all its messages; a message's own wins.
         context = {**batch_context, **_sub(message, "context")}
         message = {**message, "context": context}
+    # Measured as stored, the batch's context included: a large context shared by
+    # many small messages would otherwise be stored once per message.
+    size = _size(message)
+    if size > MAX_MESSAGE_BYTES:
+        merged = " with the batch's context" if batch_context else ""
+        problems.append(
+            {
+                "field": path or "body",
+                "reason": f"message is {size:,} bytes{merged}; the limit is 32 KB "
+                f"({MAX_MESSAGE_BYTES:,})",
+            }
+        )
+        return None, problems
     kind = message.get("type")
     if kind not in TYPES:
         bad("type", f"found {_shown(kind)}; expected one of {', '.join(TYPES)}")

@@ -14,6 +14,12 @@ The life of an item:
 * **closed** / **reopened** by a user, with a reason.
 
 Every change is also a row of ``work_item_events``, so the queue can say why.
+
+A user's change is a compare-and-set: the item is updated only if it is still
+in the state the action was checked against (``UPDATE .. WHERE status = ..``,
+row count checked), so of two people closing and snoozing the same item at
+once exactly one wins and the other gets :class:`WorkItemConflict`, on SQLite
+and PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from touchmodel.errors import TouchmodelError
 from touchmodel.model.schema import Route, TouchModel
@@ -40,6 +47,43 @@ GONE = "auto:gone"
 
 class WorkItemError(TouchmodelError):
     """A user action on a work item that cannot be done (unknown id, wrong state)."""
+
+
+class WorkItemConflict(WorkItemError):
+    """Another action changed the item between reading and writing it (a lost race)."""
+
+
+# What a user action compares before it writes: the state it was checked against.
+_COMPARED = ("status", "snoozed_until", "snooze_reason", "closed_on", "open_key")
+
+
+def _compare_and_set(session: Session, item: WorkItem, **values: Any) -> None:
+    """Write ``values`` to ``item`` only if its row is still as ``item`` was read.
+
+    One conditional UPDATE: on PostgreSQL a concurrent writer's row lock makes it
+    wait, then re-check the condition on the committed row; on SQLite the write
+    lock serializes it. A row count of 0 means someone else won.
+    """
+    current = {name: getattr(item, name) for name in _COMPARED}
+    same = [
+        getattr(WorkItem, name).is_(None) if value is None else getattr(WorkItem, name) == value
+        for name, value in current.items()
+    ]
+    result = session.execute(
+        update(WorkItem)
+        .where(WorkItem.id == item.id, *same)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    assert isinstance(result, CursorResult)
+    if result.rowcount != 1:
+        session.expire(item)
+        raise WorkItemConflict(
+            f"work item {item.id}: changed by someone else meanwhile (now {item.status}); "
+            "nothing was done -- look at it again and retry"
+        )
+    for name, value in values.items():
+        set_committed_value(item, name, value)
 
 
 def open_key(account_id: str, trigger: str, reason_key: str) -> str:
@@ -335,14 +379,22 @@ def _create(session: Session, *, as_of: dt.date, run_id: int | None, **fields: A
     return item
 
 
+def _closed_values(on: dt.date, reason: str, actor: str) -> dict[str, Any]:
+    """The columns of an item closed on ``on``."""
+    return {
+        "status": "closed",
+        "open_key": None,
+        "keep_open": False,
+        "closed_on": on,
+        "close_reason": reason,
+        "closed_by": actor,
+        "snoozed_until": None,
+    }
+
+
 def _close(session: Session, item: WorkItem, on: dt.date, reason: str, actor: str) -> None:
-    item.status = "closed"
-    item.open_key = None
-    item.keep_open = False
-    item.closed_on = on
-    item.close_reason = reason
-    item.closed_by = actor
-    item.snoozed_until = None
+    for name, value in _closed_values(on, reason, actor).items():
+        setattr(item, name, value)
     _event(
         session, item, on, "auto_closed" if actor.startswith("auto") else "closed", reason, actor
     )
@@ -371,9 +423,11 @@ def snooze(
         raise WorkItemError(f"work item {item_id}: --until {until} must be after {today}")
     if not reason.strip():
         raise WorkItemError(f"work item {item_id}: a snooze needs a --reason")
-    item.status = "snoozed"
-    item.snoozed_until = until
-    item.snooze_reason = reason
+    if item.status == "snoozed" and (item.snoozed_until, item.snooze_reason) == (until, reason):
+        # Nothing would change: like closing a closed item, so that of the same
+        # snooze sent twice at once one wins, and the history says it once.
+        raise WorkItemConflict(f"work item {item_id}: already snoozed until {until} ({reason})")
+    _compare_and_set(session, item, status="snoozed", snoozed_until=until, snooze_reason=reason)
     _event(session, item, today, "snoozed", f"until {until}: {reason}", actor)
     return item
 
@@ -385,7 +439,8 @@ def close(session: Session, item_id: int, *, reason: str, actor: str, today: dt.
         raise WorkItemError(f"work item {item_id}: already closed ({item.close_reason})")
     if not reason.strip():
         raise WorkItemError(f"work item {item_id}: closing needs a --reason")
-    _close(session, item, today, reason, actor)
+    _compare_and_set(session, item, **_closed_values(today, reason, actor))
+    _event(session, item, today, "closed", reason, actor)
     return item
 
 
@@ -399,17 +454,23 @@ def reopen(session: Session, item_id: int, *, reason: str, actor: str, today: dt
     if item.status != "closed":
         raise WorkItemError(f"work item {item_id}: is {item.status}, not closed")
     key = open_key(item.account_id, item.trigger, item.reason_key)
-    other = session.scalar(select(WorkItem.id).where(WorkItem.open_key == key))
+    other = session.scalar(
+        select(WorkItem.id).where(WorkItem.open_key == key, WorkItem.id != item_id)
+    )
     if other is not None:
         raise WorkItemError(
             f"work item {item_id}: item {other} is already open for the same reason"
         )
-    item.status = "open"
-    item.open_key = key
-    item.keep_open = True
-    item.closed_on = None
-    item.close_reason = None
-    item.closed_by = None
+    _compare_and_set(
+        session,
+        item,
+        status="open",
+        open_key=key,
+        keep_open=True,
+        closed_on=None,
+        close_reason=None,
+        closed_by=None,
+    )
     _event(session, item, today, "reopened", reason, actor)
     return item
 

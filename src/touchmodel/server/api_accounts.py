@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from touchmodel.server.auth import ApiUser, DbSession
 from touchmodel.server.errors import ApiError
-from touchmodel.server.params import NO_NUL, AccountIdPath, RowId
+from touchmodel.server.params import NO_NUL, AccountIdPath, IsoDate, RowId
 from touchmodel.views import accounts as views
 from touchmodel.views.csv_export import to_csv
 from touchmodel.views.portfolio import portfolio as portfolio_view
@@ -536,7 +536,7 @@ def get_decisions(
     user: ApiUser,
     session: DbSession,
     as_of: Annotated[
-        dt.date | None, Query(description="A completed run's date; default: the latest")
+        IsoDate | None, Query(description="A completed run's date; default: the latest")
     ] = None,
     limit: Limit = 100,
     offset: Offset = 0,

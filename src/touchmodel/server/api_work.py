@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from touchmodel.server.auth import ApiUser, DbSession, require_admin
 from touchmodel.server.errors import ApiError
-from touchmodel.server.params import RowId, TextQuery
+from touchmodel.server.params import IsoDate, RowId, TextQuery
 from touchmodel.views import model as model_view
 from touchmodel.views import planning, queue
 from touchmodel.views.csv_export import to_csv
@@ -107,7 +107,7 @@ class SnoozeIn(BaseModel):
         json_schema_extra={"examples": [{"until": "2026-12-15", "reason": "customer on holiday"}]},
     )
 
-    until: dt.date = Field(description="Snooze until this date (after today)")
+    until: IsoDate = Field(description="Snooze until this date (after today, YYYY-MM-DD)")
     reason: str = Field(min_length=1, max_length=2000)
 
 
@@ -286,8 +286,8 @@ def list_work_items(
     owner: Text = None,
     account_id: Text = None,
     trigger: Text = None,
-    due_from: Annotated[dt.date | None, Query(description="Due on or after (YYYY-MM-DD)")] = None,
-    due_to: Annotated[dt.date | None, Query(description="Due on or before (YYYY-MM-DD)")] = None,
+    due_from: Annotated[IsoDate | None, Query(description="Due on or after (YYYY-MM-DD)")] = None,
+    due_to: Annotated[IsoDate | None, Query(description="Due on or before (YYYY-MM-DD)")] = None,
     limit: LimitQ = 100,
     offset: OffsetQ = 0,
     format: Annotated[
@@ -338,8 +338,9 @@ def get_work_item(item_id: RowId, user: ApiUser, session: DbSession) -> Any:
     response_model=WorkItemDetail,
     responses={
         **ERRORS,
+        400: {"description": "The body is not JSON (one error shape)"},
         404: {"description": "No such work item"},
-        409: {"description": "The item is closed"},
+        409: {"description": "The item is closed, or another action changed it first"},
     },
 )
 def snooze_work_item(item_id: RowId, body: SnoozeIn, user: ApiUser, session: DbSession) -> Any:
@@ -363,8 +364,9 @@ def snooze_work_item(item_id: RowId, body: SnoozeIn, user: ApiUser, session: DbS
     response_model=WorkItemDetail,
     responses={
         **ERRORS,
+        400: {"description": "The body is not JSON (one error shape)"},
         404: {"description": "No such work item"},
-        409: {"description": "Already closed"},
+        409: {"description": "Already closed, or another action changed it first"},
     },
 )
 def close_work_item(item_id: RowId, body: CloseIn, user: ApiUser, session: DbSession) -> Any:
@@ -399,8 +401,8 @@ def list_touchpoints(
     account_id: Text = None,
     owner: Text = None,
     channel: Text = None,
-    due_from: Annotated[dt.date | None, Query(description="Due on or after (YYYY-MM-DD)")] = None,
-    due_to: Annotated[dt.date | None, Query(description="Due on or before (YYYY-MM-DD)")] = None,
+    due_from: Annotated[IsoDate | None, Query(description="Due on or after (YYYY-MM-DD)")] = None,
+    due_to: Annotated[IsoDate | None, Query(description="Due on or before (YYYY-MM-DD)")] = None,
     limit: LimitQ = 100,
     offset: OffsetQ = 0,
 ) -> Any:
@@ -487,7 +489,11 @@ def get_model(request: Request, user: ApiUser) -> Any:
     tags=["model"],
     summary="Check a touch-model YAML text",
     response_model=ModelCheckOut,
-    responses={**ERRORS, 413: {"description": "Body over 1 MB"}},
+    responses={
+        **ERRORS,
+        400: {"description": "An empty body (one error shape)"},
+        413: {"description": "Body over 1 MB"},
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -508,6 +514,11 @@ async def check_model(request: Request, user: ApiUser) -> Any:
         raw.extend(chunk)
         if len(raw) > model_view.MAX_MODEL_BYTES:
             raise ApiError(413, f"model text over {model_view.MAX_MODEL_BYTES:,} bytes")
+    if not raw.strip():
+        # Nothing to check is no "valid" model: the client forgot the body.
+        raise ApiError(
+            400, "body: empty; send the touch-model YAML text (Content-Type: application/yaml)"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

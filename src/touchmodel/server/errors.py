@@ -70,12 +70,28 @@ def error_body(
     }
 
 
-def _wants_json(request: Request) -> bool:
-    path = request.url.path
+# Paths only programs call: always answered in JSON, whatever the Accept header says.
+MACHINE_PATHS = ("/api", "/v1", "/healthz", "/readyz")
+
+
+def _machine_path(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in MACHINE_PATHS)
+
+
+def wants_html(request: Request) -> bool:
+    """Whether an error is answered with the dashboard's error page rather than JSON.
+
+    Only a browser navigating the dashboard gets the page: a request outside the
+    API, ingestion and health paths whose Accept header asks for HTML (what a
+    browser sends, and JSON not asked for) and that is not an htmx swap. Anything
+    else, ``curl`` or a script on any path included, gets the one JSON shape.
+    """
+    accept = request.headers.get("accept", "").lower()
     return (
-        path.startswith(("/api", "/v1"))
-        or "application/json" in request.headers.get("accept", "")
-        or request.headers.get("hx-request") == "true"
+        not _machine_path(request.url.path)
+        and request.headers.get("hx-request") != "true"
+        and "text/html" in accept
+        and "application/json" not in accept
     )
 
 
@@ -87,7 +103,7 @@ def _respond(
     details: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    if _wants_json(request):
+    if not wants_html(request):
         return JSONResponse(error_body(status, message, code, details), status, headers=headers)
     from touchmodel.server.pages import render_error
 

@@ -158,7 +158,15 @@ async def alias(request: Request) -> dict[str, Any]:
 
 
 @events_router.get(
-    "/accounts/{account_id}/events", summary="An account's ingested events, newest first"
+    "/accounts/{account_id}/events",
+    summary="An account's ingested events, newest first",
+    responses={
+        400: {"description": "A `before` cursor this server did not give (one error shape)"},
+        401: {"description": "Missing, invalid or revoked API token (one error shape)"},
+        403: {"description": "A write key, or a csm token outside its book (one error shape)"},
+        404: {"description": "No such account (one error shape)"},
+        422: {"description": "Invalid parameters (one error shape, one detail per field)"},
+    },
 )
 def events(
     account_id: AccountIdPath,

@@ -4,13 +4,19 @@
   Python ints past 64 bits): a larger id cannot exist, and must not reach
   the database.
 * PostgreSQL text cannot hold NUL: a filter holding one is refused up front.
+* A date is written YYYY-MM-DD: pydantic alone would read ``0`` or
+  ``1700000000`` as seconds since 1970 and answer for a date nobody asked.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import datetime as dt
+import re
+from typing import Annotated, Any
 
 from fastapi import Path, Query
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 MAX_ROW_ID = 2**31 - 1
 NO_NUL = r"^[^\x00]*$"
@@ -20,3 +26,16 @@ AccountIdPath = Annotated[
     str, Path(min_length=1, max_length=200, pattern=NO_NUL, examples=["ACC-000095"])
 ]
 TextQuery = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    """Only YYYY-MM-DD text (or a date) goes on to be read as a date."""
+    if isinstance(value, dt.date) or (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+        return value
+    raise PydanticCustomError("date_format", "expected a date written YYYY-MM-DD, e.g. 2026-12-01")
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]

@@ -33,6 +33,29 @@ def _try_strptime(value: str, fmt: str) -> dt.datetime:  # type: ignore[empty-bo
     """DuckDB's try_strptime: NULL instead of an error for a value not in the format."""
 
 
+@ibis.udf.scalar.builtin(name="timezone")
+def _wall_clock(zone: str, value: dt.datetime) -> dt.datetime:  # type: ignore[empty-body]
+    """DuckDB's timezone(zone, timestamptz): the wall-clock time there, without a zone."""
+
+
+# A time followed by a UTC offset (Z, +05:30, -0500, +05): such text names an
+# instant, read in UTC; a plain cast to TIMESTAMP would drop the offset.
+_UTC_OFFSET = r"\d:\d\d(:\d\d(\.\d+)?)?\s*([zZ]|[+-]\d\d(:?\d\d)?)$"
+
+
+def _timestamp_from_text(text: ir.StringValue) -> ir.TimestampValue:
+    """Text -> timestamp (UTC, no zone); NULL where it is not one."""
+    instant = text.try_cast(idt.Timestamp(timezone="UTC"))
+    naive = text.try_cast("timestamp")
+    return ibis.cases(  # type: ignore[no-any-return]
+        # "YYYY-MM-DD HH:MM:SS" has 19 characters: an offset makes it longer, so
+        # the pattern runs on longer values only (CASE evaluates lazily).
+        (text.length() <= 19, naive),
+        (text.re_search(_UTC_OFFSET), _wall_clock("UTC", instant)),
+        else_=naive,
+    )
+
+
 @dataclass
 class Converted:
     """A value converted to a target type.
@@ -165,6 +188,8 @@ def _from_text(text: ir.StringValue, target: str, formats: list[str]) -> Convert
             parsed = [_try_strptime(stripped, f) for f in formats]
             ts = parsed[0] if len(parsed) == 1 else ibis.coalesce(*parsed)
             v = ts.cast(target)
+        elif target == "timestamp":
+            v = _timestamp_from_text(text)
         else:
             v = text.try_cast(target)
         return Converted(v, given & v.isnull(), reason(f"not {expected}"))
@@ -195,6 +220,11 @@ def convert_value(raw: ir.Value, target: str, formats: list[str]) -> Converted:
             raw.notnull() & ~ok,
             ibis.literal("not a whole number"),
         )
+    if dtype.is_timestamp() and dtype.timezone is not None:  # type: ignore[attr-defined]
+        # An instant: read in UTC, whatever the session's time zone (a plain cast
+        # would give the wall clock of the machine running the load).
+        raw = _wall_clock("UTC", raw)
+        dtype = raw.type()
     if target == "date" and (dtype.is_date() or dtype.is_timestamp()):
         return Converted(raw if dtype.is_date() else raw.cast("date"))
     if target == "timestamp" and (dtype.is_date() or dtype.is_timestamp()):

@@ -451,11 +451,13 @@ def _apply_traits(
     as_of: dt.date,
     rejected_account_ids: ir.Column | None,
 ) -> tuple[ir.Table, TableRejects]:
-    """Accounts with each account's latest group traits over the file's values.
+    """Accounts with each account's group traits over the file's values.
 
-    The traits are typed and checked with the accounts contract (a bad value
-    is reported and set to null, so the file's value stays); a group call
-    for an account the file does not have is reported, never invented.
+    The traits are typed and checked with the accounts contract. A trait that
+    was sent replaces the file's value; a bad one is reported as set to null
+    and is null (the sender said the value changed; the file's is no longer
+    known to hold). A group call for an account the file does not have is
+    reported, never invented.
     """
     names = [c for c in groups.column_names if c not in ("account_id", MESSAGE_ID_COL)]
     base = TABLES["accounts"]
@@ -467,12 +469,25 @@ def _apply_traits(
         con, INGESTED_GROUPS, spec, src, as_of, accounts.account_id, rejected_account_ids, token
     )
     traits = traits.select("account_id", *names).rename({f"__trait_{n}": n for n in names})
+    # Which traits each account's calls sent (one row per account, see ingest.feed).
+    raw = src.table
+    sent = raw.select(
+        __sent_id=raw.account_id,
+        **{
+            f"__sent_{n}": raw[n].notnull() & (raw[n] != "")
+            if raw[n].type().is_string()
+            else raw[n].notnull()
+            for n in names
+        },
+    )
     joined = accounts.left_join(traits, accounts.account_id == traits.account_id)
+    joined = joined.left_join(sent, joined.account_id == sent.__sent_id)
     cols: dict[str, ir.Value] = {}
     for name, dtype in accounts.schema().items():
         value = joined[name]
         if name in names:
-            value = joined[f"__trait_{name}"].cast(dtype).coalesce(value)
+            was_sent = joined[f"__sent_{name}"].fill_null(False)
+            value = ibis.ifelse(was_sent, joined[f"__trait_{name}"].cast(dtype), value)
         cols[name] = value
     merged = joined.select(**cols).order_by("account_id")
     return scratch_table(con, f"__tm_accounts_traits_{token}", merged), rejects

@@ -282,7 +282,10 @@ def snooze_item(
     if until <= today:
         raise Invalid("until", f"until: {until} -- expected a date after today ({today})")
     _check_reason(reason)
-    workitems.snooze(session, item_id, until=until, reason=reason, actor=actor, today=today)
+    try:
+        workitems.snooze(session, item_id, until=until, reason=reason, actor=actor, today=today)
+    except workitems.WorkItemConflict as exc:  # another request changed it meanwhile
+        raise Conflict(str(exc)) from None
     return work_item(session, item_id, csm)
 
 
@@ -294,7 +297,10 @@ def close_item(
     if item.status == "closed":
         raise Conflict(f"work item {item_id}: already closed ({item.close_reason})")
     _check_reason(reason)
-    workitems.close(session, item_id, reason=reason, actor=actor, today=today)
+    try:
+        workitems.close(session, item_id, reason=reason, actor=actor, today=today)
+    except workitems.WorkItemConflict as exc:
+        raise Conflict(str(exc)) from None
     return work_item(session, item_id, csm)
 
 
