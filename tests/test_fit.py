@@ -128,3 +128,18 @@ def test_backtest_command_prints_auc_and_writes_html(history: Path, tmp_path: Pa
     assert [d["as_of"] for d in out["per_date"]] == ["2026-05-24", "2026-06-24", "2026-07-24"]
     assert 0.5 < out["health_auc"] < 1
     assert "<svg" in html.read_text() and "ROC curve" in html.read_text()
+
+
+def test_whatif_reports_the_backtest_auc_of_both_models(history: Path) -> None:
+    from touchmodel.fit.whatif import BACKTEST_LABEL, run_whatif
+
+    # Sentiment alone: a measure most accounts have no value for.
+    result = run_whatif(
+        "standard",
+        ["health.measures[usage_trend].weight=5", "health.measures[sentiment].weight=40"],
+        data=history,
+        as_of=AS_OF,
+    )
+    before, after = result.before[BACKTEST_LABEL], result.after[BACKTEST_LABEL]
+    assert before is not None and after is not None
+    assert 0.5 < before < 1 and after != before

@@ -249,7 +249,66 @@ class WhatIfInputs:
 # inputs and returns {label: value} rows appended to the comparison. The
 # backtest's health-score ROC AUC belongs here once `touchmodel backtest` exists.
 MeasureHook = Callable[[TouchModel, WhatIfInputs], dict[str, float | None]]
-EXTRA_MEASURES: list[MeasureHook] = []
+
+BACKTEST_LABEL = "backtest health AUC (90-day churn)"
+
+
+def backtest_auc(model: TouchModel, inputs: WhatIfInputs) -> dict[str, float | None]:
+    """The health score's ROC AUC against churn within 90 days, over up to 6 monthly dates.
+
+    The dates end 90 days before the newest data (so every label is known)
+    and start no earlier than 60 days after the oldest event (so every
+    window has its data). None when the data has no churn history to learn
+    from, or does not reach back far enough.
+    """
+    from touchmodel.fit.backtest import backtest
+    from touchmodel.fit.replay import BacktestError, data_end, month_dates, replay
+
+    loaded = _loaded_for_backtest(inputs)
+    end = data_end(loaded)
+    accounts = loaded.tables["accounts"]
+    if end is None or accounts.churned_on.notnull().sum().to_pyarrow().as_py() == 0:
+        return {BACKTEST_LABEL: None}
+    first_event = _oldest_activity(loaded)
+    last = end - dt.timedelta(days=90)
+    first = max(last - dt.timedelta(days=152), first_event + dt.timedelta(days=60))
+    if first > last:
+        return {BACKTEST_LABEL: None}
+    try:
+        rep = replay(Engine(model), loaded, month_dates(first, last), 90)
+    except BacktestError:
+        return {BACKTEST_LABEL: None}
+    return {
+        BACKTEST_LABEL: backtest(
+            rep, [g.id for g in model.health.grades], reference=False
+        ).health_auc
+    }
+
+
+_LOADED: dict[tuple[str, str, dt.date], Any] = {}
+
+
+def _loaded_for_backtest(inputs: WhatIfInputs) -> Any:
+    """The data loaded once per what-if (both sides replay the same tables)."""
+    from touchmodel.fit.replay import load_for_replay
+
+    key = (str(inputs.data), str(inputs.mapping), inputs.as_of)
+    if key not in _LOADED:
+        _LOADED.clear()
+        _LOADED[key] = load_for_replay(inputs.data, inputs.mapping, inputs.as_of)[1]
+    return _LOADED[key]
+
+
+def _oldest_activity(loaded: Any) -> dt.date:
+    tables = loaded.tables
+    if "usage_events" in tables:
+        oldest = tables["usage_events"].timestamp.cast("date").min().to_pyarrow().as_py()
+        if oldest is not None:
+            return oldest
+    return dt.date.min + dt.timedelta(days=1)
+
+
+EXTRA_MEASURES: list[MeasureHook] = [backtest_auc]
 
 
 def _share(mask: np.ndarray) -> float | None:
@@ -297,6 +356,8 @@ def format_measure(label: str, value: float | None) -> str:
     """A measure as shown: shares as percentages, money in dollars, the rest with one decimal."""
     if value is None:
         return "-"
+    if "AUC" in label:
+        return f"{value:.3f}"
     if label.startswith("tier mix") or "share" in label:
         return f"{value:.1%}"
     if "ARR" in label:
@@ -311,6 +372,8 @@ def format_change(label: str, before: float | None, after: float | None) -> str:
     if before is None or after is None:
         return ""
     diff = after - before
+    if "AUC" in label:
+        return f"{diff:+.3f}"
     if label.startswith("tier mix") or "share" in label:
         return f"{diff * 100:+.1f} pts"
     if "ARR" in label:
@@ -384,15 +447,20 @@ def run_whatif(
     team = read_team_file(team_path) if team_path is not None else None
     defaults = team.planning if team is not None else PlanningDefaults()
     inputs = WhatIfInputs(data, mapping, as_of, team)
-    sides = []
-    for model in (before_model, after_model):
-        if team is not None:
-            build_team(team, model)  # a team naming a tier the changed model lost is an error
-        result = Engine(model, source).run(data, as_of=as_of, mapping=mapping, ingested=ingested)
-        m = measures(model, result, team, defaults)
-        for hook in EXTRA_MEASURES:
-            m.update(hook(model, inputs))
-        sides.append(m)
+    sides: list[dict[str, float | None]] = []
+    try:
+        for model in (before_model, after_model):
+            if team is not None:
+                build_team(team, model)  # a team naming a tier the changed model lost is an error
+            result = Engine(model, source).run(
+                data, as_of=as_of, mapping=mapping, ingested=ingested
+            )
+            m = measures(model, result, team, defaults)
+            for hook in EXTRA_MEASURES:
+                m.update(hook(model, inputs))
+            sides.append(m)
+    finally:
+        _LOADED.clear()  # the backtest's tables live only as long as this what-if
     basis = (
         "fitted churn curve"
         if after_model.health.churn_probability is not None
