@@ -8,12 +8,14 @@ later ones to check), :func:`calibrate` proposes a new model:
   fitted ``bad`` and ``good`` bound, with non-negative weights that sum to
   100: a logistic fit with an L1 penalty (scipy's bounded L-BFGS-B) keeps a
   short list, the strongest ``max_measures``.
-- **Grade cut-offs** so the red grade holds the share of accounts the team
-  can work (``at_risk_share``) and yellow the next band.
+- **Grade cut-offs** so the red grade holds half the share of accounts the
+  team can work as at risk (``at_risk_share``) and yellow the next 20%.
 - **Risk-trigger thresholds**: a trigger of the form ``... and signal OP
   number`` gets the loosest threshold whose precision on the fitting dates
   reaches ``min_lift`` times the base churn rate; a risk trigger no threshold
-  makes that precise is disabled, and the proposal says why.
+  makes that precise is disabled, and the proposal says why. The precision
+  asked for rises until the accounts flagged at risk (any risk trigger, the
+  red grade included) fit ``at_risk_share``.
 - **A churn curve**: isotonic regression of churn on the new health score
   (``health.churn_probability``), so every decision carries a probability
   and ARR at risk.
@@ -317,7 +319,9 @@ def calibrate(
         if c.expr is not None and c.name not in existing
     ]
     base = float(y[train].mean())
-    changes = _tune_triggers(rep, model, rows, train, y.astype(bool), score, red, base * min_lift)
+    changes = _tune_triggers(
+        rep, model, rows, train, y.astype(bool), score, red, base * min_lift, at_risk_share, notes
+    )
     by_id = {c.trigger: c for c in changes}
     for trig in data["triggers"]:
         change = by_id.get(trig["id"])
@@ -469,82 +473,113 @@ def _last_threshold(expr: str) -> tuple[ast.Compare, str] | None:
     return None
 
 
-def _tune_triggers(
-    rep: Replay,
-    model: TouchModel,
-    rows: pa.Table,
-    train: np.ndarray,
-    y: np.ndarray,
-    score: np.ndarray,
-    red: float,
-    target_precision: float,
-) -> list[TriggerChange]:
-    """New thresholds (or disabling) for the risk triggers, fitted on the training rows."""
-    changes: list[TriggerChange] = []
+@dataclass
+class _Search:
+    """What tuning one risk trigger needs, computed once."""
+
+    trigger: str
+    when: str
+    hit: np.ndarray  # where it fires now
+    precision: float  # on the fitting rows, now
+    node: ast.Compare | None = None  # the threshold to tune, if any
+    signal: str = ""
+    values: np.ndarray | None = None
+    guard: np.ndarray | None = None  # the rest of the condition
+    candidates: np.ndarray | None = None
+
+
+def _searches(
+    rep: Replay, model: TouchModel, rows: pa.Table, train: np.ndarray, y: np.ndarray
+) -> list[_Search]:
     fired = fired_matrix(rows, rep.trigger_ids)
     table = ibis.memtable(rows.drop([c for c in rows.column_names if c.startswith("fired__")]))
+    out = []
     for trig in model.triggers:
         if not trig.id.startswith("risk.") or not trig.enabled or trig.id in rep.inactive:
             continue
         if trig.id == "risk.health_low":
-            after = f"health_score < {red:g}"
-            changes.append(TriggerChange(trig.id, trig.when, after, "the new red grade's cut-off"))
-            continue
-        found = _last_threshold(trig.when)
+            continue  # follows the new red grade
         hit = fired.get(trig.id, np.zeros(rows.num_rows, bool))
         precision = float(y[train & hit].mean()) if (train & hit).any() else 0.0
-        if found is None or found[1] not in rows.column_names:
-            if precision < target_precision:
+        search = _Search(trig.id, trig.when, hit, precision)
+        found = _last_threshold(trig.when)
+        if found is not None and found[1] in rows.column_names:
+            node, signal = found
+            values = np.asarray(
+                pc.cast(rows[signal], pa.float64()).to_numpy(zero_copy_only=False), float
+            )
+            guard_text = ast.unparse(_replace(parse(trig.when), node))
+            scope = table_scope(table, rep.dates[-1])
+            guard = np.asarray(
+                table.select(g=compile_expr(guard_text, scope).fill_null(False))
+                .to_pyarrow()["g"]
+                .to_numpy(zero_copy_only=False),
+                bool,
+            )
+            if (train & guard).any():
+                qs = np.nanquantile(values[train & guard], np.linspace(0.02, 0.98, 49))
+                search.node, search.signal, search.values, search.guard = (
+                    node,
+                    signal,
+                    values,
+                    guard,
+                )
+                search.candidates = np.unique(qs[~np.isnan(qs)])
+        out.append(search)
+    return out
+
+
+def _tune(
+    searches: list[_Search], train: np.ndarray, y: np.ndarray, target: float
+) -> tuple[list[TriggerChange], list[np.ndarray]]:
+    """Each risk trigger at the loosest threshold reaching ``target`` precision, or disabled.
+
+    Also where each trigger fires once changed (for the at-risk share).
+    """
+    changes: list[TriggerChange] = []
+    fires: list[np.ndarray] = []
+    for s in searches:
+        if s.node is None or s.values is None or s.guard is None or s.candidates is None:
+            if s.precision < target:
                 changes.append(
                     TriggerChange(
-                        trig.id, trig.when, None,
-                        f"precision {precision:.1%} on the fitting dates, under the target "
-                        f"{target_precision:.1%}, and no threshold to tune",
+                        s.trigger, s.when, None,
+                        f"precision {s.precision:.1%} on the fitting dates, under the target "
+                        f"{target:.1%}, and no threshold to tune",
                     )
                 )  # fmt: skip
+            else:
+                fires.append(s.hit)
             continue
-        node, signal = found
-        values = np.asarray(
-            pc.cast(rows[signal], pa.float64()).to_numpy(zero_copy_only=False), float
-        )
-        guard_tree = parse(trig.when)
-        guard_text = ast.unparse(_replace(guard_tree, node))
-        scope = table_scope(table, rep.dates[-1])
-        guard = np.asarray(
-            table.select(g=compile_expr(guard_text, scope).fill_null(False))
-            .to_pyarrow()["g"]
-            .to_numpy(zero_copy_only=False),
-            bool,
-        )
-        op = type(node.ops[0])
-        best: tuple[float, float] | None = None  # (fire rate, threshold)
-        candidates = np.unique(np.nanquantile(values[train & guard], np.linspace(0.02, 0.98, 49)))
-        for c in candidates:
-            cond = _compare(op, values, c) & guard
+        op = type(s.node.ops[0])
+        best: tuple[float, float, np.ndarray] | None = None  # (fire rate, threshold, where)
+        for c in s.candidates:
+            cond = _compare(op, s.values, c) & s.guard
             sel = train & cond
             if sel.sum() < max(5, 0.002 * train.sum()):
                 continue
-            if y[sel].mean() >= target_precision:
+            if y[sel].mean() >= target:
                 rate = sel.mean()
                 if best is None or rate > best[0]:
-                    best = (rate, float(c))
-        if best is None and precision >= target_precision:
-            continue  # precise already, and no looser threshold keeps it so
+                    best = (rate, float(c), cond)
+        if best is None and s.precision >= target:
+            fires.append(s.hit)  # precise already, and no looser threshold keeps it so
+            continue
         if best is None:
             changes.append(
                 TriggerChange(
-                    trig.id, trig.when, None,
-                    f"no threshold on {signal} reaches precision {target_precision:.1%} "
-                    f"(now {precision:.1%})",
+                    s.trigger, s.when, None,
+                    f"no threshold on {s.signal} reaches precision {target:.1%} (now {s.precision:.1%})",
                 )
             )  # fmt: skip
             continue
-        new = ast.unparse(_replace(parse(trig.when), node, _round(best[1])))
-        if new != trig.when:
+        new = ast.unparse(_replace(parse(s.when), s.node, _round(best[1])))
+        fires.append(best[2])
+        if new != s.when:
             changes.append(
                 TriggerChange(
-                    trig.id, trig.when, new,
-                    f"loosest threshold with precision >= {target_precision:.1%} (was {precision:.1%})",
+                    s.trigger, s.when, new,
+                    f"loosest threshold with precision >= {target:.1%} (was {s.precision:.1%})",
                 )
             )  # fmt: skip
     # Two triggers tuned to the same condition would open two work items for one signal.
@@ -557,6 +592,54 @@ def _tune_triggers(
             ch.after = None
         else:
             seen[ch.after] = ch.trigger
+    return changes, fires
+
+
+def _tune_triggers(
+    rep: Replay,
+    model: TouchModel,
+    rows: pa.Table,
+    train: np.ndarray,
+    y: np.ndarray,
+    score: np.ndarray,
+    red: float,
+    target_precision: float,
+    at_risk_share: float,
+    notes: list[str],
+) -> list[TriggerChange]:
+    """Risk triggers tuned so that, with the red grade, they flag at most ``at_risk_share``.
+
+    The precision each trigger must reach starts at ``target_precision`` and
+    is raised step by step until the accounts flagged by any risk trigger
+    (on the fitting dates) fit the share the team can work.
+    """
+    searches = _searches(rep, model, rows, train, y)
+    low = score < red
+    changes: list[TriggerChange] = []
+    share = 1.0
+    for step in (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0):
+        changes, fires = _tune(searches, train, y, target_precision * step)
+        flagged = low.copy()
+        for f in fires:
+            flagged |= f
+        share = float(flagged[train].mean())
+        if share <= at_risk_share:
+            break
+    if share > at_risk_share:
+        notes.append(
+            f"the risk triggers still flag {share:.1%} of accounts on the fitting dates, above "
+            f"--at-risk {at_risk_share:.0%}, even at {target_precision * 8:.1%} precision"
+        )
+    if any(t.id == "risk.health_low" and t.enabled for t in model.triggers):
+        health_low = next(t for t in model.triggers if t.id == "risk.health_low")
+        changes.append(
+            TriggerChange(
+                "risk.health_low",
+                health_low.when,
+                f"health_score < {red:g}",
+                "the new red grade's cut-off",
+            )
+        )
     return changes
 
 
