@@ -62,3 +62,45 @@ def test_a_falling_score_axis_is_an_error() -> None:
     problems = check_model(model)
     assert any("strictly rising" in p for p in problems)
     assert any("points[2]" in p and "expected 0 to 1" in p for p in problems)
+
+
+def test_a_workspace_run_stores_and_shows_the_churn_probability(tmp_path, state_url) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    import yaml
+    from sqlalchemy import select
+
+    from touchmodel.demo.generator import generate
+    from touchmodel.ops.daily import run_day
+    from touchmodel.state.db import Store
+    from touchmodel.state.tables import Snapshot
+    from touchmodel.views.accounts import account_detail
+    from touchmodel.views.portfolio import portfolio
+    from touchmodel.workspace import init_workspace, load_workspace
+
+    as_of = dt.date(2026, 11, 1)
+    ws = init_workspace(tmp_path / "ws", state=state_url)
+    model_file = ws.root / "model.yaml"
+    model = yaml.safe_load(model_file.read_text())
+    model["health"]["churn_probability"] = {"horizon_days": 90, "points": [[30, 0.4], [80, 0.05]]}
+    model_file.write_text(yaml.safe_dump(model, sort_keys=False))
+    ws = load_workspace(ws.root)
+    assert ws.data_path is not None
+    generate(ws.data_path, accounts=120, as_of=as_of, seed=2)
+    run_day(ws, as_of=as_of, dispatch_messages=False)
+    store = Store(ws.state_url)
+    try:
+        with store.transaction() as s:
+            snaps = s.scalars(select(Snapshot).where(Snapshot.as_of == as_of)).all()
+            scored = [x for x in snaps if x.health_score is not None]
+            assert scored and all(x.churn_probability is not None for x in scored)
+            for x in scored:
+                assert x.arr_at_risk == pytest.approx(x.churn_probability * x.arr, abs=0.01)
+            total = sum(x.arr_at_risk or 0.0 for x in snaps)
+            assert portfolio(s, None).expected_arr_at_risk == pytest.approx(total)
+            detail = account_detail(s, ws, scored[0].account_id)
+            assert detail is not None and detail.health is not None
+            assert detail.health.churn_probability == pytest.approx(scored[0].churn_probability)
+            assert detail.health.churn_horizon_days == 90
+    finally:
+        store.close()

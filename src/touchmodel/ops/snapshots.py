@@ -15,7 +15,7 @@ from touchmodel.state.tables import Snapshot
 VALUE_COLUMNS: tuple[str, ...] = (
     "model_hash", "name", "arr", "contract_start", "renewal_date", "tier", "tier_level",
     "lifecycle_stage", "touch_level", "level_reasons", "health_score", "health_grade",
-    "health_top_factor", "triggers", "routes",
+    "health_top_factor", "triggers", "routes", "churn_probability", "arr_at_risk",
 )  # fmt: skip
 
 

@@ -138,6 +138,11 @@ class PortfolioOut(_Out):
     mean_health: float | None
     at_risk_accounts: int
     at_risk_arr: float
+    expected_arr_at_risk: float | None = Field(
+        default=None,
+        description="Sum of churn probability x ARR, from the model's fitted churn curve; "
+        "null when the model has none (see touchmodel calibrate)",
+    )
     unscored_accounts: int = Field(description="Accounts without a health score")
     by_tier: list[SliceOut]
     by_level: list[SliceOut]

@@ -108,6 +108,9 @@ class Snapshot(Base):
     health_top_factor: Mapped[str | None] = mapped_column(String(64))
     triggers: Mapped[str] = mapped_column(Text, default="")
     routes: Mapped[str] = mapped_column(Text, default="")
+    # From the model's fitted churn curve; null when the model has none.
+    churn_probability: Mapped[float | None] = mapped_column(Float)
+    arr_at_risk: Mapped[float | None] = mapped_column(Float)
 
 
 class Assignment(Base):

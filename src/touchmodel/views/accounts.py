@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -341,6 +341,11 @@ class HealthExplanation:
     measures: list[HealthMeasure]
     missing: list[str]
     grades: list[dict[str, Any]]
+    # From the model's fitted churn curve (none without one): the chance the
+    # account churns within the curve's horizon, and that share of its ARR.
+    churn_probability: float | None = None
+    arr_at_risk: float | None = None
+    churn_horizon_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -499,6 +504,7 @@ def explain_health(
     # Costliest first, by the unrounded points (the top factor is the largest of those).
     measures = [hm for _lost, hm in sorted(raw, key=lambda pair: -pair[0])]
     missing = [m.label or m.id for m in model.health.measures if m not in scored]
+    curve = model.health.churn_probability
     return HealthExplanation(
         score=_number(row.get("health_score")),
         grade=None,
@@ -509,6 +515,9 @@ def explain_health(
             {"id": g.id, "min": g.min}
             for g in sorted(model.health.grades, key=lambda g: g.min, reverse=True)
         ],
+        churn_probability=_number(row.get("churn_probability")),
+        arr_at_risk=_number(row.get("arr_at_risk")),
+        churn_horizon_days=curve.horizon_days if curve is not None else None,
     )
 
 
@@ -583,13 +592,14 @@ def account_detail(session: Session, ws: Workspace, account_id: str) -> AccountD
     rows = _signal_rows(ws, [snap.as_of], account_id)
     health = explain_health(model, rows[-1] if rows else None)
     if health is not None:
-        health = HealthExplanation(
+        # The stored decision is the record; the signals file adds the detail.
+        health = replace(
+            health,
             score=snap.health_score,
             grade=snap.health_grade,
             top_factor=snap.health_top_factor,
-            measures=health.measures,
-            missing=health.missing,
-            grades=health.grades,
+            churn_probability=snap.churn_probability,
+            arr_at_risk=snap.arr_at_risk,
         )
     book = session.get(Assignment, account_id)
     dates = completed_dates(session)

@@ -71,6 +71,8 @@ class Portfolio:
     mean_health: float | None = None
     at_risk_accounts: int = 0
     at_risk_arr: float = 0.0
+    # Sum of churn probability x ARR: only with a fitted churn curve, else None.
+    expected_arr_at_risk: float | None = None
     unscored_accounts: int = 0
     by_tier: list[Slice] = field(default_factory=list)
     by_level: list[Slice] = field(default_factory=list)
@@ -122,6 +124,7 @@ def portfolio(
                 func.sum(case((Snapshot.lifecycle_stage == AT_RISK, 1), else_=0)),
                 func.sum(case((Snapshot.lifecycle_stage == AT_RISK, Snapshot.arr), else_=0.0)),
                 func.sum(case((Snapshot.health_score.is_(None), 1), else_=0)),
+                func.sum(Snapshot.arr_at_risk),
             ).where(Snapshot.as_of == as_of),
             book,
         )
@@ -166,6 +169,7 @@ def portfolio(
         mean_health=round(float(totals[2]), 1) if totals[2] is not None else None,
         at_risk_accounts=int(totals[3] or 0),
         at_risk_arr=float(totals[4] or 0.0),
+        expected_arr_at_risk=float(totals[6]) if totals[6] is not None else None,
         unscored_accounts=int(totals[5] or 0),
         by_tier=slices(tiers, with_level=True),
         by_level=slices(levels),
