@@ -276,10 +276,11 @@ def calibrate(
     chosen, weights = [c for c, _ in pairs], [w for _, w in pairs]
     score = health_scores(chosen, np.array(weights, float))
 
-    # Grades: red holds the share the team can work, yellow the next 20%.
+    # Grades: red holds half the share the team can work as at risk (the risk
+    # triggers get the other half), yellow the next 20%. Cut-offs stay inside
+    # (0, 100) and apart, even when many scores tie.
     s_train = score[train & ~np.isnan(score)]
-    # Cut-offs stay inside (0, 100) and apart, even when many scores tie.
-    red = float(np.clip(np.round(np.quantile(s_train, at_risk_share), 1), 0.1, 99.8))
+    red = float(np.clip(np.round(np.quantile(s_train, at_risk_share / 2), 1), 0.1, 99.8))
     yellow = float(np.round(np.quantile(s_train, min(0.95, at_risk_share + 0.2)), 1))
     yellow = float(np.clip(yellow, red + 0.1, 99.9))
     grades = [
@@ -347,6 +348,16 @@ def calibrate(
     )
 
 
+def _price(cand: Candidate, rows: int) -> float:
+    """What adding ``cand`` must gain in 2 x log-likelihood.
+
+    A signal pays AIC's 2 per parameter (weight, two bounds). An indicator of
+    one value of a text column pays BIC's log(rows) per parameter: every value
+    of every text column is a candidate, so by chance alone some fit.
+    """
+    return 3 * np.log(rows) if cand.expr is not None else _PENALTY
+
+
 def _choose(
     cands: list[Candidate], train: np.ndarray, y: np.ndarray, most: int
 ) -> tuple[list[Candidate], np.ndarray]:
@@ -392,18 +403,18 @@ def _choose(
                 )  # fmt: skip
                 trial = np.concatenate([fit.x[:2], fixed, fit.x[2:]])
                 nll = float(fit.fun)
-            if best is None or nll < best[0]:
-                best = (nll, cand, trial)
+            crit = 2 * n * nll + _price(cand, n)
+            if best is None or crit < best[0]:
+                best = (crit, cand, trial)
         if best is None:
             break
-        nll, cand, trial = best
-        bic = 2 * n * nll + _PENALTY * (len(chosen) + 1)
-        if bic >= best_bic:
+        crit, cand, trial = best
+        if crit + sum(_price(c, n) for c in chosen) >= best_bic:
             break
         chosen.append(cand)
         cols.append(cand.score()[idx])
         params, nll = _fit_weights(np.column_stack(cols), yt, trial)
-        best_bic = 2 * n * nll + _PENALTY * len(chosen)
+        best_bic = 2 * n * nll + sum(_price(c, n) for c in chosen)
     if not chosen:
         chosen = cands[:1]
         params, _ = _fit_weights(np.column_stack([chosen[0].score()[idx]]), yt)
@@ -531,13 +542,13 @@ def _searches(
 
 def _tune(
     searches: list[_Search], train: np.ndarray, y: np.ndarray, target: float
-) -> tuple[list[TriggerChange], list[np.ndarray]]:
+) -> tuple[list[TriggerChange], dict[str, np.ndarray]]:
     """Each risk trigger at the loosest threshold reaching ``target`` precision, or disabled.
 
     Also where each trigger fires once changed (for the at-risk share).
     """
     changes: list[TriggerChange] = []
-    fires: list[np.ndarray] = []
+    fires: dict[str, np.ndarray] = {}
     for s in searches:
         if s.node is None or s.values is None or s.guard is None or s.candidates is None:
             if s.precision < target:
@@ -549,7 +560,7 @@ def _tune(
                     )
                 )  # fmt: skip
             else:
-                fires.append(s.hit)
+                fires[s.trigger] = s.hit
             continue
         op = type(s.node.ops[0])
         best: tuple[float, float, np.ndarray] | None = None  # (fire rate, threshold, where)
@@ -563,7 +574,7 @@ def _tune(
                 if best is None or rate > best[0]:
                     best = (rate, float(c), cond)
         if best is None and s.precision >= target:
-            fires.append(s.hit)  # precise already, and no looser threshold keeps it so
+            fires[s.trigger] = s.hit  # precise already, and no looser threshold keeps it so
             continue
         if best is None:
             changes.append(
@@ -574,7 +585,7 @@ def _tune(
             )  # fmt: skip
             continue
         new = ast.unparse(_replace(parse(s.when), s.node, _round(best[1])))
-        fires.append(best[2])
+        fires[s.trigger] = best[2]
         if new != s.when:
             changes.append(
                 TriggerChange(
@@ -590,6 +601,7 @@ def _tune(
         if ch.after in seen:
             ch.reason = f"same condition as {seen[ch.after]} after tuning: one work item is enough"
             ch.after = None
+            fires.pop(ch.trigger, None)
         else:
             seen[ch.after] = ch.trigger
     return changes, fires
@@ -607,28 +619,42 @@ def _tune_triggers(
     at_risk_share: float,
     notes: list[str],
 ) -> list[TriggerChange]:
-    """Risk triggers tuned so that, with the red grade, they flag at most ``at_risk_share``.
-
-    The precision each trigger must reach starts at ``target_precision`` and
-    is raised step by step until the accounts flagged by any risk trigger
-    (on the fitting dates) fit the share the team can work.
+    """Risk triggers tuned to ``target_precision``, then the least precise dropped until the
+    accounts flagged at risk (any risk trigger, the red grade's included) fit ``at_risk_share``.
     """
     searches = _searches(rep, model, rows, train, y)
+    changes, fires = _tune(searches, train, y, target_precision)
+    live = [(s, fires[s.trigger]) for s in searches if s.trigger in fires]
     low = score < red
-    changes: list[TriggerChange] = []
-    share = 1.0
-    for step in (1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0):
-        changes, fires = _tune(searches, train, y, target_precision * step)
+
+    def share(kept: list[tuple[_Search, np.ndarray]]) -> float:
         flagged = low.copy()
-        for f in fires:
+        for _, f in kept:
             flagged |= f
-        share = float(flagged[train].mean())
-        if share <= at_risk_share:
-            break
-    if share > at_risk_share:
+        return float(flagged[train].mean())
+
+    def precision(f: np.ndarray) -> float:
+        return float(y[train & f].mean()) if (train & f).any() else 0.0
+
+    by_id = {c.trigger: c for c in changes}
+    while live and share(live) > at_risk_share * 1.02:
+        worst = min(live, key=lambda sf: precision(sf[1]))
+        live.remove(worst)
+        reason = (
+            f"precision {precision(worst[1]):.1%}, the lowest of the risk triggers left: dropped so "
+            f"the accounts flagged at risk fit --at-risk {at_risk_share:.0%}"
+        )
+        old = by_id.get(worst[0].trigger)
+        if old is not None:
+            old.after, old.reason = None, reason
+        else:
+            change = TriggerChange(worst[0].trigger, worst[0].when, None, reason)
+            changes.append(change)
+            by_id[change.trigger] = change
+    final = share(live)
+    if final > at_risk_share * 1.02:
         notes.append(
-            f"the risk triggers still flag {share:.1%} of accounts on the fitting dates, above "
-            f"--at-risk {at_risk_share:.0%}, even at {target_precision * 8:.1%} precision"
+            f"the red grade alone flags {final:.1%} of accounts on the fitting dates, above --at-risk"
         )
     if any(t.id == "risk.health_low" and t.enabled for t in model.triggers):
         health_low = next(t for t in model.triggers if t.id == "risk.health_low")
