@@ -103,10 +103,15 @@ def assert_shows(expected: str, actual: str) -> None:
         at = found + len(want)
 
 
-def _block(name: str) -> tuple[list[str], str]:
-    """The CLI arguments and expected output of the README's ``name`` example."""
+def _block(name: str, history: bool = False) -> tuple[list[str], str]:
+    """The CLI arguments and expected output of the README's ``name`` example.
+
+    ``history``: the example on the demo base with history (``demo-history``).
+    """
     [(args, expected)] = [
-        (a, o) for c, o in console_blocks() if (a := cli_args(c)) is not None and a[0] == name
+        (a, o)
+        for c, o in console_blocks()
+        if (a := cli_args(c)) is not None and a[0] == name and ("demo-history" in c) == history
     ]
     return args, expected
 
@@ -127,6 +132,10 @@ def printed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         "run 1": (ws, run),
         "run 2": (ws, run),
         "tasks": (ws, _block("tasks")[0]),
+        "demo --history": (home, _block("demo", history=True)[0]),
+        "backtest": (home, _block("backtest", history=True)[0]),
+        "calibrate": (home, _block("calibrate", history=True)[0]),
+        "whatif": (home, _block("whatif", history=True)[0]),
     }
     outputs = touchmodel_many(list(commands.values()))
     printed = dict(zip(commands, outputs, strict=True))
@@ -136,10 +145,15 @@ def printed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def test_every_console_example_is_checked() -> None:
     names = [(cli_args(c) or ["(other)"])[0] for c, _ in console_blocks()]
-    assert sorted(names) == ["(other)", "demo", "economics", "plan", "select", "tasks"]
-    # each example on the demo data names the date the data was made for
+    assert sorted(names) == [
+        "(other)", "backtest", "calibrate", "demo", "demo", "economics", "plan", "select", "tasks",
+        "whatif",
+    ]  # fmt: skip
+    # each example on the demo data names the date the data was made for (backtest and
+    # calibrate name their own dates)
     for command, _ in console_blocks():
-        if "demo" in command and cli_args(command) is not None:
+        args = cli_args(command)
+        if "demo" in command and args is not None and args[0] not in ("backtest", "calibrate"):
             assert "--as-of 2026-11-24" in command, command
     assert README.count(WORKSPACE_RUN) == 2  # the README runs the same day twice
 
@@ -167,6 +181,12 @@ def test_the_planning_examples_are_what_the_readme_shows(
     printed: dict[str, str], name: str
 ) -> None:
     assert_shows(_block(name)[1], printed[name])
+
+
+@pytest.mark.parametrize("name", ["demo --history", "backtest", "calibrate", "whatif"])
+def test_the_fitting_examples_are_what_the_readme_shows(printed: dict[str, str], name: str) -> None:
+    command = name.split()[0]
+    assert_shows(_block(command, history=True)[1], printed[name])
 
 
 def test_the_workspace_runs_and_queue_are_what_the_readme_shows(printed: dict[str, str]) -> None:
