@@ -115,6 +115,11 @@ class Workspace:
         return self.resolve(self.config.out) / as_of
 
 
+def holds_files(folder: Path) -> bool:
+    """Whether ``folder`` exists and holds anything to read (hidden files such as .gitkeep aside)."""
+    return folder.is_dir() and any(not p.name.startswith(".") for p in folder.iterdir())
+
+
 def load_workspace(root: Path) -> Workspace:
     """Read and validate ``root/touchmodel.yaml``."""
     file = root / WORKSPACE_FILE
