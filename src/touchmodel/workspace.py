@@ -63,6 +63,12 @@ class WorkspaceConfig(BaseModel):
     chunk_size: int = Field(
         default=2000, ge=1, le=10000, description="Accounts written per transaction during a run."
     )
+    max_data_lag_days: int = Field(
+        default=14,
+        ge=0,
+        description="A run's as-of date may be at most this many days after the newest "
+        "activity (usage, tickets, NPS, payments) in the data; later needs --force.",
+    )
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
 

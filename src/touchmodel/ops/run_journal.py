@@ -1,0 +1,311 @@
+"""What a daily run changed, row by row, and undoing the latest run.
+
+While a run writes, :class:`RunJournal` watches its sessions: for every row of
+the state the run inserts, updates or deletes (work items and their history,
+touchpoints, books, outbox messages, changed snapshots) it keeps, in
+``run_changes`` and in the same transaction, the row as it was before the run
+(none if the run inserted it) and as the run left it. The journal is written
+by watching the ORM session, so the code that makes the changes does not
+need to know about it.
+
+:func:`undo_latest_run` puts every such row back as it was before the run.
+Cooldowns need no row of their own: they are counted from the items' close
+dates, so reopening what the run closed and removing what it created undoes
+them. A row someone changed since the run (a message sent, an item closed or
+snoozed by a user) cannot be put back without losing that change: undo then
+refuses and names the rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Date, DateTime, Table, delete, event, insert, inspect, select, update
+from sqlalchemy.orm import Session, UOWTransaction
+
+from touchmodel.errors import TouchmodelError
+from touchmodel.state.db import Store
+from touchmodel.state.tables import (
+    Assignment,
+    AssignmentChange,
+    Base,
+    OutboxMessage,
+    Run,
+    RunChange,
+    Snapshot,
+    Touchpoint,
+    WorkItem,
+    WorkItemEvent,
+)
+
+# Parents before children: restored in this order, removed in the reverse.
+TRACKED: tuple[type[Base], ...] = (
+    Snapshot, Assignment, AssignmentChange, WorkItem, WorkItemEvent, Touchpoint, OutboxMessage,
+)  # fmt: skip
+BY_TABLE: dict[str, type[Base]] = {c.__tablename__: c for c in TRACKED}
+# Rows only ever added (a history): a later change to them is not a conflict.
+APPEND_ONLY = (WorkItemEvent, AssignmentChange)
+# The journal's own row saying "this run kept a journal" (runs from before it did not).
+MARKER = "runs"
+
+
+class UndoError(TouchmodelError):
+    """The latest run cannot be undone (in progress, no journal, changed since)."""
+
+
+def _plain(value: Any) -> Any:
+    """A column value as JSON: dates as ISO text, timestamps in UTC."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _typed(cls: type[Base], values: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`_plain` for the columns of ``cls``."""
+    out: dict[str, Any] = {}
+    attrs = inspect(cls).column_attrs
+    for attr, value in values.items():
+        col = attrs[attr].columns[0]
+        if value is not None and isinstance(col.type, DateTime):
+            value = dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+        elif value is not None and isinstance(col.type, Date):
+            value = dt.date.fromisoformat(value)
+        out[attr] = value
+    return out
+
+
+def _attrs(cls: type[Base]) -> list[str]:
+    return [p.key for p in inspect(cls).column_attrs]
+
+
+def _key(obj: Base) -> str:
+    ident = inspect(obj).mapper.primary_key_from_instance(obj)
+    return json.dumps([_plain(v) for v in ident])
+
+
+def _now(obj: Base) -> dict[str, Any]:
+    return {a: _plain(getattr(obj, a)) for a in _attrs(type(obj))}
+
+
+def _was(obj: Base) -> dict[str, Any]:
+    """The row as it was before this transaction's pending changes."""
+    state = inspect(obj)
+    out: dict[str, Any] = {}
+    for a in _attrs(type(obj)):
+        hist = state.attrs[a].history
+        out[a] = _plain(hist.deleted[0] if hist.deleted else state.attrs[a].value)
+    return out
+
+
+@dataclass
+class RunJournal:
+    """Records what the sessions of one run change; see the module docstring."""
+
+    run_id: int
+    _seen: set[tuple[str, str]] = field(default_factory=set)
+
+    def attach(self, session: Session) -> None:
+        """Watch ``session``: every tracked row it changes goes to ``run_changes`` with it."""
+        event.listen(session, "after_flush", self._after_flush)
+        event.listen(session, "before_commit", self._before_commit)
+
+    def _write(self, session: Session, changes: list[tuple[str, str, Any, Any]]) -> None:
+        new = [c for c in changes if (c[0], c[1]) not in self._seen]
+        later = [c for c in changes if (c[0], c[1]) in self._seen]
+        conn = session.connection()
+        table = RunChange.__table__
+        assert isinstance(table, Table)
+        if new:
+            conn.execute(
+                insert(table),
+                [
+                    {"run_id": self.run_id, "table_name": t, "row_key": k, "before": b, "after": a}
+                    for t, k, b, a in new
+                ],
+            )
+            self._seen.update((t, k) for t, k, _b, _a in new)
+        for t, k, _b, a in later:
+            conn.execute(
+                update(table)
+                .where(table.c.run_id == self.run_id, table.c.table_name == t, table.c.row_key == k)
+                .values(after=a)
+            )
+
+    def _after_flush(self, session: Session, _ctx: UOWTransaction) -> None:
+        changes: list[tuple[str, str, Any, Any]] = []
+        if (MARKER, str(self.run_id)) not in self._seen:
+            changes.append((MARKER, str(self.run_id), None, {}))
+        for obj in session.new:
+            if isinstance(obj, TRACKED) and not isinstance(obj, Snapshot):
+                # A new snapshot carries this run's id: undo finds it without a journal row.
+                after = {} if isinstance(obj, APPEND_ONLY) else _now(obj)
+                changes.append((obj.__tablename__, _key(obj), None, after))
+        for obj in session.dirty:
+            if isinstance(obj, TRACKED) and session.is_modified(obj):
+                changes.append((obj.__tablename__, _key(obj), _was(obj), _now(obj)))
+        for obj in session.deleted:
+            if isinstance(obj, TRACKED):
+                changes.append((obj.__tablename__, _key(obj), _was(obj), None))
+        self._write(session, changes)
+
+    def _before_commit(self, session: Session) -> None:
+        # Outbox messages are inserted by a core INSERT (idempotent on their key), not
+        # added to the session: the run's transactions load nothing else of the outbox,
+        # so a message in the session that the journal does not know was just enqueued.
+        fresh = [
+            (OutboxMessage.__tablename__, _key(obj), None, _now(obj))
+            for obj in list(session.identity_map.values())
+            if isinstance(obj, OutboxMessage)
+            and (OutboxMessage.__tablename__, _key(obj)) not in self._seen
+        ]
+        self._write(session, fresh)
+
+
+@dataclass
+class UndoResult:
+    """What :func:`undo_latest_run` put back."""
+
+    run_id: int
+    as_of: dt.date
+    removed: dict[str, int] = field(default_factory=dict)  # rows the run had added
+    restored: dict[str, int] = field(default_factory=dict)  # rows put back as they were
+
+
+def _conflicts(session: Session, changes: Sequence[RunChange]) -> list[str]:
+    """Rows changed since the run; putting them back would lose that change."""
+    found: list[str] = []
+    for ch in changes:
+        cls = BY_TABLE[ch.table_name]
+        if cls in APPEND_ONLY or cls is Snapshot or ch.after is None:
+            continue
+        row = session.get(cls, _ident(cls, ch.row_key))
+        if row is None:
+            found.append(f"{ch.table_name} {ch.row_key}: deleted since the run")
+            continue
+        if isinstance(row, OutboxMessage):
+            if row.status == "sent":
+                found.append(f"outbox message {row.id} ({row.topic} to {row.recipient}) was sent")
+            continue  # a message not sent yet is only withdrawn
+        now = _now(row)
+        moved = sorted(a for a, v in ch.after.items() if now.get(a) != v)
+        if moved:
+            found.append(
+                f"{ch.table_name} {ch.row_key}: changed since the run ({', '.join(moved)})"
+            )
+    return found
+
+
+def _ident(cls: type[Base], row_key: str) -> tuple[Any, ...]:
+    pk = inspect(cls).primary_key
+    values = json.loads(row_key)
+    typed = _typed(
+        cls,
+        {inspect(cls).get_property_by_column(c).key: v for c, v in zip(pk, values, strict=True)},
+    )
+    return tuple(typed.values())
+
+
+def _latest(session: Session) -> Run:
+    run = session.scalar(select(Run).where(Run.status != "undone").order_by(Run.id.desc()).limit(1))
+    if run is None:
+        raise UndoError("runs undo: no run to undo in this workspace")
+    if run.status == "running":
+        raise UndoError(
+            f"runs undo: run {run.id} ({run.as_of}) is still running (or was killed: run that "
+            "day again to finish it, then undo)"
+        )
+    return run
+
+
+def undo_latest_run(store: Store, *, run_id: int | None = None) -> UndoResult:
+    """Put every row the latest run changed back as it was; mark the run ``undone``.
+
+    ``run_id``, when given, must be the latest run (a guard against undoing
+    another run than the one the user looked at). Refuses, changing nothing,
+    when a row was changed since the run (see :func:`_conflicts`).
+    """
+    with store.transaction() as s:
+        run = _latest(s)
+        if run_id is not None and run_id != run.id:
+            raise UndoError(
+                f"runs undo: run {run_id} is not the latest run ({run.id} on {run.as_of}); "
+                "only the latest run can be undone"
+            )
+        changes = list(s.scalars(select(RunChange).where(RunChange.run_id == run.id)))
+        if not any(c.table_name == MARKER for c in changes):
+            raise UndoError(
+                f"runs undo: run {run.id} ({run.as_of}) changed nothing that undo can see "
+                "(recorded before touchmodel kept a journal of runs, or refused before writing)"
+            )
+        rows = [c for c in changes if c.table_name != MARKER]
+        problems = _conflicts(s, rows)
+        if problems:
+            more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+            raise UndoError(
+                f"runs undo: run {run.id} ({run.as_of}) cannot be undone, nothing was changed: "
+                + "; ".join(problems[:5])
+                + more
+            )
+        result = UndoResult(run.id, run.as_of)
+        _remove_added(s, rows, run.id, result)
+        _restore(s, rows, result)
+        done = s.execute(
+            update(Run).where(Run.id == run.id, Run.status == run.status).values(status="undone")
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            raise UndoError(f"runs undo: run {run.id} changed while undoing it; try again")
+    return result
+
+
+def _remove_added(
+    session: Session, rows: Iterable[RunChange], run_id: int, result: UndoResult
+) -> None:
+    """Delete what the run inserted, children first."""
+    added: dict[str, list[str]] = {}
+    for ch in rows:
+        if ch.before is None:
+            added.setdefault(ch.table_name, []).append(ch.row_key)
+    for cls in reversed(TRACKED):
+        name = cls.__tablename__
+        count = 0
+        for key in added.get(name, []):
+            obj = session.get(cls, _ident(cls, key))
+            if obj is not None:
+                session.delete(obj)
+                count += 1
+        session.flush()
+        if count:
+            result.removed[name] = count
+
+
+def _restore(session: Session, rows: Iterable[RunChange], result: UndoResult) -> None:
+    """Put back what the run updated or deleted, parents first; then drop its new snapshots."""
+    before: dict[str, list[RunChange]] = {}
+    for ch in rows:
+        if ch.before is not None:
+            before.setdefault(ch.table_name, []).append(ch)
+    for cls in TRACKED:
+        for ch in before.get(cls.__tablename__, []):
+            assert ch.before is not None
+            values = _typed(cls, ch.before)
+            obj = session.get(cls, _ident(cls, ch.row_key))
+            if obj is None:
+                session.add(cls(**values))
+            else:
+                for attr, value in values.items():
+                    setattr(obj, attr, value)
+        session.flush()
+        if before.get(cls.__tablename__):
+            result.restored[cls.__tablename__] = len(before[cls.__tablename__])
+    # The snapshots the run inserted carry its id (restored ones now carry the earlier run's).
+    gone = session.execute(delete(Snapshot).where(Snapshot.run_id == result.run_id))
+    if gone.rowcount:  # type: ignore[attr-defined]
+        result.removed[Snapshot.__tablename__] = gone.rowcount  # type: ignore[attr-defined]
