@@ -233,3 +233,36 @@ def test_undo_refuses_once_a_message_of_the_run_was_sent(ws: Workspace) -> None:
     finally:
         store.close()
     assert digest(w) == state
+
+
+def test_the_cli_refuses_dry_runs_and_undoes_as_a_user_sees_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "touchmodel.cli.app", *args],
+            cwd=w.root, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    w = init_workspace(tmp_path / "ws")
+    (w.root / "team.yaml").write_text(yaml.safe_dump(TEAM))
+    data(w, day0(), usage_until=D0)
+    r = cli("run", "--as-of", "2027-05-04")
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("error: --as-of 2027-05-04: 183 days after")
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert cli("run", "--as-of", D0.isoformat()).returncode == 0
+    state = digest(w)
+    data(w, day1(), usage_until=D1)
+    r = cli("run", "--as-of", D1.isoformat(), "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "Dry run: nothing was written" in r.stdout and "work items" in r.stdout
+    assert digest(w) == state and not (w.root / "runs" / D1.isoformat()).exists()
+    assert cli("run", "--as-of", D1.isoformat()).returncode == 0
+    r = cli("runs", "undo")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"Run 2 ({D1}) undone: removed ")
+    assert digest(w) == state
+    r = cli("runs", "--json")
+    assert [x["status"] for x in json.loads(r.stdout)] == ["undone", "completed"]
