@@ -266,3 +266,22 @@ def test_the_cli_refuses_dry_runs_and_undoes_as_a_user_sees_it(tmp_path: Path) -
     assert digest(w) == state
     r = cli("runs", "--json")
     assert [x["status"] for x in json.loads(r.stdout)] == ["undone", "completed"]
+
+
+def test_only_the_latest_runs_keep_a_journal(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import touchmodel.ops.daily as daily
+
+    monkeypatch.setattr(daily, "UNDO_DEPTH", 1)
+    data(ws, day0())
+    run_day(ws, as_of=D0)
+    data(ws, day1())
+    run_day(ws, as_of=D1)
+    store = Store(ws.state_url)
+    try:
+        assert undo_latest_run(store).as_of == D1
+        with pytest.raises(UndoError, match=r"run 1 \(2026-11-02\) has no journal"):
+            undo_latest_run(store)
+    finally:
+        store.close()

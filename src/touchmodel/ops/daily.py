@@ -46,7 +46,7 @@ from touchmodel.ops.cadences import plan_touchpoints
 from touchmodel.ops.contacts import primary_emails
 from touchmodel.ops.notify import notify_items
 from touchmodel.ops.outbox import DispatchReport, dispatch
-from touchmodel.ops.run_journal import RunJournal
+from touchmodel.ops.run_journal import UNDO_DEPTH, RunJournal, prune_journals
 from touchmodel.ops.snapshots import previous_tiers, write_snapshots
 from touchmodel.ops.touchpoints import TouchpointSync, cancel_planned, sync_touchpoints
 from touchmodel.ops.workitems import (
@@ -441,6 +441,7 @@ def _record(
         run_row.seconds = round(time.perf_counter() - started, 3)
         run_row.changes = totals
         run_row.warnings = [*books.warnings, *notes]
+        prune_journals(s, UNDO_DEPTH)
     return DayResult(
         run_id=run_id,
         result=result,

@@ -19,12 +19,24 @@ refuses and names the rows.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Table, delete, event, insert, inspect, select, update
+from sqlalchemy import (
+    Date,
+    DateTime,
+    Table,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, UOWTransaction
 
 from touchmodel.errors import TouchmodelError
@@ -51,6 +63,8 @@ BY_TABLE: dict[str, type[Base]] = {c.__tablename__: c for c in TRACKED}
 APPEND_ONLY = (WorkItemEvent, AssignmentChange)
 # The journal's own row saying "this run kept a journal" (runs from before it did not).
 MARKER = "runs"
+# Journals of this many latest runs are kept: undo can go back that many runs.
+UNDO_DEPTH = 10
 
 
 class UndoError(TouchmodelError):
@@ -95,22 +109,42 @@ def _now(obj: Base) -> dict[str, Any]:
     return {a: _plain(getattr(obj, a)) for a in _attrs(type(obj))}
 
 
-def _was(obj: Base) -> dict[str, Any]:
-    """The row as it was before this transaction's pending changes."""
+def _was(obj: Base, only_changed: bool) -> dict[str, Any]:
+    """The row (or only its changed columns) as before this flush's pending changes."""
     state = inspect(obj)
     out: dict[str, Any] = {}
     for a in _attrs(type(obj)):
         hist = state.attrs[a].history
-        out[a] = _plain(hist.deleted[0] if hist.deleted else state.attrs[a].value)
+        if hist.deleted:
+            out[a] = _plain(hist.deleted[0])
+        elif not only_changed:
+            out[a] = _plain(state.attrs[a].value)
     return out
+
+
+def _digest(values: dict[str, Any]) -> str:
+    """A short fingerprint of a row: enough to tell whether it changed since."""
+    text = json.dumps(values, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+# ``after`` of a row whose later changes do not matter (a history row, an outbox
+# message: whether it was sent is read from its status).
+NO_CHECK = ""
 
 
 @dataclass
 class RunJournal:
-    """Records what the sessions of one run change; see the module docstring."""
+    """Records what the sessions of one run change; see the module docstring.
+
+    Kept small, since a run touches every open item: an update keeps only the
+    columns it changed (as they were), and the row as the run left it only as
+    a fingerprint.
+    """
 
     run_id: int
-    _seen: set[tuple[str, str]] = field(default_factory=set)
+    # (table, key) -> the row's columns as before the run (None: the run inserted it).
+    _before: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
 
     def attach(self, session: Session) -> None:
         """Watch ``session``: every tracked row it changes goes to ``run_changes`` with it."""
@@ -118,42 +152,47 @@ class RunJournal:
         event.listen(session, "before_commit", self._before_commit)
 
     def _write(self, session: Session, changes: list[tuple[str, str, Any, Any]]) -> None:
-        new = [c for c in changes if (c[0], c[1]) not in self._seen]
-        later = [c for c in changes if (c[0], c[1]) in self._seen]
         conn = session.connection()
         table = RunChange.__table__
         assert isinstance(table, Table)
+        new: list[dict[str, Any]] = []
+        for t, k, before, after in changes:
+            if (t, k) not in self._before:
+                self._before[(t, k)] = before
+                new.append(
+                    {"run_id": self.run_id, "table_name": t, "row_key": k,
+                     "before": before, "after": after}
+                )  # fmt: skip
+                continue
+            # Changed again by the same run: what it was before the run stays; columns
+            # changed only now are added as they were until now (= before the run).
+            kept = self._before[(t, k)]
+            if kept is not None and before is not None:
+                kept = {**before, **kept}
+                self._before[(t, k)] = kept
+            where = (
+                (table.c.run_id == self.run_id) & (table.c.table_name == t) & (table.c.row_key == k)
+            )
+            conn.execute(update(table).where(where).values(before=kept, after=after))
         if new:
-            conn.execute(
-                insert(table),
-                [
-                    {"run_id": self.run_id, "table_name": t, "row_key": k, "before": b, "after": a}
-                    for t, k, b, a in new
-                ],
-            )
-            self._seen.update((t, k) for t, k, _b, _a in new)
-        for t, k, _b, a in later:
-            conn.execute(
-                update(table)
-                .where(table.c.run_id == self.run_id, table.c.table_name == t, table.c.row_key == k)
-                .values(after=a)
-            )
+            conn.execute(insert(table), new)
 
     def _after_flush(self, session: Session, _ctx: UOWTransaction) -> None:
         changes: list[tuple[str, str, Any, Any]] = []
-        if (MARKER, str(self.run_id)) not in self._seen:
-            changes.append((MARKER, str(self.run_id), None, {}))
+        if (MARKER, str(self.run_id)) not in self._before:
+            changes.append((MARKER, str(self.run_id), None, NO_CHECK))
         for obj in session.new:
             if isinstance(obj, TRACKED) and not isinstance(obj, Snapshot):
                 # A new snapshot carries this run's id: undo finds it without a journal row.
-                after = {} if isinstance(obj, APPEND_ONLY) else _now(obj)
+                after = NO_CHECK if isinstance(obj, APPEND_ONLY) else _digest(_now(obj))
                 changes.append((obj.__tablename__, _key(obj), None, after))
         for obj in session.dirty:
             if isinstance(obj, TRACKED) and session.is_modified(obj):
-                changes.append((obj.__tablename__, _key(obj), _was(obj), _now(obj)))
+                after = NO_CHECK if isinstance(obj, Snapshot) else _digest(_now(obj))
+                changes.append((obj.__tablename__, _key(obj), _was(obj, True), after))
         for obj in session.deleted:
             if isinstance(obj, TRACKED):
-                changes.append((obj.__tablename__, _key(obj), _was(obj), None))
+                changes.append((obj.__tablename__, _key(obj), _was(obj, False), None))
         self._write(session, changes)
 
     def _before_commit(self, session: Session) -> None:
@@ -161,12 +200,20 @@ class RunJournal:
         # added to the session: the run's transactions load nothing else of the outbox,
         # so a message in the session that the journal does not know was just enqueued.
         fresh = [
-            (OutboxMessage.__tablename__, _key(obj), None, _now(obj))
+            (OutboxMessage.__tablename__, _key(obj), None, NO_CHECK)
             for obj in list(session.identity_map.values())
             if isinstance(obj, OutboxMessage)
-            and (OutboxMessage.__tablename__, _key(obj)) not in self._seen
+            and (OutboxMessage.__tablename__, _key(obj)) not in self._before
         ]
         self._write(session, fresh)
+
+
+def prune_journals(session: Session, keep: int) -> None:
+    """Drop the journals of all but the latest ``keep`` runs (undo goes back that far)."""
+    recent = select(Run.id).order_by(Run.id.desc()).limit(keep).subquery()
+    oldest_kept = session.scalar(select(func.min(recent.c.id)))
+    if oldest_kept is not None:
+        session.execute(delete(RunChange).where(RunChange.run_id < oldest_kept))
 
 
 @dataclass
@@ -185,7 +232,7 @@ def _conflicts(session: Session, changes: Sequence[RunChange]) -> list[str]:
     for ch in changes:
         cls = BY_TABLE[ch.table_name]
         if cls in APPEND_ONLY or cls is Snapshot or ch.after is None:
-            continue
+            continue  # a history row, a snapshot of the run's date, a row the run deleted
         row = session.get(cls, _ident(cls, ch.row_key))
         if row is None:
             found.append(f"{ch.table_name} {ch.row_key}: deleted since the run")
@@ -194,12 +241,8 @@ def _conflicts(session: Session, changes: Sequence[RunChange]) -> list[str]:
             if row.status == "sent":
                 found.append(f"outbox message {row.id} ({row.topic} to {row.recipient}) was sent")
             continue  # a message not sent yet is only withdrawn
-        now = _now(row)
-        moved = sorted(a for a, v in ch.after.items() if now.get(a) != v)
-        if moved:
-            found.append(
-                f"{ch.table_name} {ch.row_key}: changed since the run ({', '.join(moved)})"
-            )
+        if ch.after != NO_CHECK and _digest(_now(row)) != ch.after:
+            found.append(f"{ch.table_name} {ch.row_key}: changed since the run")
     return found
 
 
@@ -242,8 +285,9 @@ def undo_latest_run(store: Store, *, run_id: int | None = None) -> UndoResult:
         changes = list(s.scalars(select(RunChange).where(RunChange.run_id == run.id)))
         if not any(c.table_name == MARKER for c in changes):
             raise UndoError(
-                f"runs undo: run {run.id} ({run.as_of}) changed nothing that undo can see "
-                "(recorded before touchmodel kept a journal of runs, or refused before writing)"
+                f"runs undo: run {run.id} ({run.as_of}) has no journal of its changes: only the "
+                f"latest {UNDO_DEPTH} runs keep one, and runs recorded by an older touchmodel "
+                "have none"
             )
         rows = [c for c in changes if c.table_name != MARKER]
         problems = _conflicts(s, rows)
