@@ -37,7 +37,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.orm import Session, UOWTransaction, object_session
 
 from touchmodel.errors import TouchmodelError
 from touchmodel.state.db import Store
@@ -145,9 +145,12 @@ class RunJournal:
     run_id: int
     # (table, key) -> the row's columns as before the run (None: the run inserted it).
     _before: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
+    # Changes seen during the current flush, written to run_changes when it ends.
+    _pending: list[tuple[str, str, Any, Any]] = field(default_factory=list)
 
     def attach(self, session: Session) -> None:
         """Watch ``session``: every tracked row it changes goes to ``run_changes`` with it."""
+        session.info[_SESSION_KEY] = self
         event.listen(session, "after_flush", self._after_flush)
         event.listen(session, "before_commit", self._before_commit)
 
@@ -178,21 +181,9 @@ class RunJournal:
             conn.execute(insert(table), new)
 
     def _after_flush(self, session: Session, _ctx: UOWTransaction) -> None:
-        changes: list[tuple[str, str, Any, Any]] = []
+        changes, self._pending = self._pending, []
         if (MARKER, str(self.run_id)) not in self._before:
-            changes.append((MARKER, str(self.run_id), None, NO_CHECK))
-        for obj in session.new:
-            if isinstance(obj, TRACKED) and not isinstance(obj, Snapshot):
-                # A new snapshot carries this run's id: undo finds it without a journal row.
-                after = NO_CHECK if isinstance(obj, APPEND_ONLY) else _digest(_now(obj))
-                changes.append((obj.__tablename__, _key(obj), None, after))
-        for obj in session.dirty:
-            if isinstance(obj, TRACKED) and session.is_modified(obj):
-                after = NO_CHECK if isinstance(obj, Snapshot) else _digest(_now(obj))
-                changes.append((obj.__tablename__, _key(obj), _was(obj, True), after))
-        for obj in session.deleted:
-            if isinstance(obj, TRACKED):
-                changes.append((obj.__tablename__, _key(obj), _was(obj, False), None))
+            changes.insert(0, (MARKER, str(self.run_id), None, NO_CHECK))
         self._write(session, changes)
 
     def _before_commit(self, session: Session) -> None:
@@ -206,6 +197,47 @@ class RunJournal:
             and (OutboxMessage.__tablename__, _key(obj)) not in self._before
         ]
         self._write(session, fresh)
+
+
+# Mapper events see exactly the rows a flush writes (scanning the session's
+# dirty set at every autoflush costs seconds on a large run); they queue the
+# change on the journal of the session, if it has one, for _after_flush.
+_SESSION_KEY = "touchmodel.run_journal"
+
+
+def _journal_of(target: Base) -> RunJournal | None:
+    session = object_session(target)
+    return None if session is None else session.info.get(_SESSION_KEY)
+
+
+def _on_insert(_mapper: Any, _conn: Any, target: Base) -> None:
+    journal = _journal_of(target)
+    # A new snapshot carries its run's id: undo finds it without a journal row.
+    if journal is not None and not isinstance(target, Snapshot):
+        after = NO_CHECK if isinstance(target, APPEND_ONLY) else _digest(_now(target))
+        journal._pending.append((target.__tablename__, _key(target), None, after))
+
+
+def _on_update(_mapper: Any, _conn: Any, target: Base) -> None:
+    journal = _journal_of(target)
+    if journal is None:
+        return
+    was = _was(target, True)
+    if was:  # no net change: no UPDATE either
+        after = NO_CHECK if isinstance(target, Snapshot) else _digest(_now(target))
+        journal._pending.append((target.__tablename__, _key(target), was, after))
+
+
+def _on_delete(_mapper: Any, _conn: Any, target: Base) -> None:
+    journal = _journal_of(target)
+    if journal is not None:
+        journal._pending.append((target.__tablename__, _key(target), _was(target, False), None))
+
+
+for _cls in TRACKED:
+    event.listen(_cls, "after_insert", _on_insert)
+    event.listen(_cls, "before_update", _on_update)
+    event.listen(_cls, "before_delete", _on_delete)
 
 
 def prune_journals(session: Session, keep: int) -> None:
