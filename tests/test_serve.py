@@ -165,6 +165,25 @@ def test_the_scheduler_skips_an_empty_data_folder_with_one_line(
     store.close()
 
 
+def test_a_scheduled_run_far_after_the_newest_data_is_refused_in_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    assert ws.data_path is not None
+    generate(ws.data_path, accounts=30, as_of=AS_OF, seed=3)  # exports that stopped arriving
+    store = Store(ws.state_url)
+    late = AS_OF + dt.timedelta(days=60)
+    timer = Scheduler(ws, store, clock=FixedClock(dt.datetime.combine(late, dt.time(7))))
+    with caplog.at_level(logging.INFO, logger="touchmodel.scheduler"):
+        timer.tick()
+    with store.transaction() as session:
+        assert list(session.scalars(select(Run))) == [], "refused: nothing recorded"
+    store.close()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is None
+    assert "days after the newest activity" in errors[0].getMessage()
+
+
 def test_serve_on_an_empty_data_folder_logs_one_line_and_records_no_run(tmp_path: Path) -> None:
     ws = init_workspace(tmp_path / "ws")
     config = ws.root / "touchmodel.yaml"
