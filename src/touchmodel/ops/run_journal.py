@@ -3,10 +3,12 @@
 While a run writes, :class:`RunJournal` watches its sessions: for every row of
 the state the run inserts, updates or deletes (work items and their history,
 touchpoints, books, outbox messages, changed snapshots) it keeps, in
-``run_changes`` and in the same transaction, the row as it was before the run
-(none if the run inserted it) and as the run left it. The journal is written
-by watching the ORM session, so the code that makes the changes does not
-need to know about it.
+``run_changes`` and in the same transaction, the columns it changed as they
+were before the run (none if the run inserted it; the whole row if it deleted
+it) and a fingerprint of the row as the run left it. The journal is written
+from SQLAlchemy's flush events, so the code that makes the changes does not
+need to know about it; a new snapshot needs no entry (it carries its run's
+id). Only the latest ``UNDO_DEPTH`` runs keep their journal.
 
 :func:`undo_latest_run` puts every such row back as it was before the run.
 Cooldowns need no row of their own: they are counted from the items' close
