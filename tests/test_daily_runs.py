@@ -57,12 +57,12 @@ def init(folder: Path, state_url: str, **settings: Any) -> Path:
 
 
 def state_digest(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every state table but the run log, as sorted rows without volatile columns."""
+    """Every state table but the run log (and its journal), as sorted rows without volatile columns."""
     engine = make_engine(url)
     out: dict[str, list[tuple[Any, ...]]] = {}
     with engine.connect() as conn:
         for name, table in Base.metadata.tables.items():
-            if name == "runs":
+            if name in ("runs", "run_changes"):
                 continue
             cols = [c for c in table.columns if c.name not in VOLATILE]
             rows = [dict(r._mapping) for r in conn.execute(select(*cols))]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import signal
 import subprocess
 import sys
@@ -129,7 +130,9 @@ def test_the_scheduler_runs_the_day_once_after_run_at(tmp_path: Path) -> None:
 
 
 def test_a_failed_scheduled_run_is_recorded_and_not_retried_every_tick(tmp_path: Path) -> None:
-    ws = init_workspace(tmp_path / "ws")  # an empty data folder: the run fails
+    ws = init_workspace(tmp_path / "ws")
+    assert ws.data_path is not None
+    (ws.data_path / "accounts.csv").write_text("account_id,name\nA1,Acme\n")  # no arr: fails
     store = Store(ws.state_url)
     timer = Scheduler(ws, store, clock=FixedClock(dt.datetime.combine(AS_OF, dt.time(7))))
     timer.tick()
@@ -140,6 +143,87 @@ def test_a_failed_scheduled_run_is_recorded_and_not_retried_every_tick(tmp_path:
     # Recorded as failed once, not once per tick: the retry waits for retry_seconds.
     assert statuses == ["failed"]
     store.close()
+
+
+def test_the_scheduler_skips_an_empty_data_folder_with_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ws = init_workspace(tmp_path / "ws")  # a new workspace: data/ is empty
+    assert ws.data_path is not None
+    (ws.data_path / ".gitkeep").write_text("")  # hidden files are not data
+    store = Store(ws.state_url)
+    timer = Scheduler(ws, store, clock=FixedClock(dt.datetime.combine(AS_OF, dt.time(7))))
+    with caplog.at_level(logging.INFO, logger="touchmodel.scheduler"):
+        for _ in range(3):
+            timer.tick()
+    with store.transaction() as session:
+        assert list(session.scalars(select(Run))) == [], "no failed run is recorded"
+    assert timer.last_error is None
+    lines = [r for r in caplog.records if r.name == "touchmodel.scheduler"]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert "skipped" in lines[0].getMessage() and "data" in lines[0].getMessage()
+    assert lines[0].exc_info is None
+    # Once the exports arrive, the day runs at the next tick.
+    generate(ws.data_path, accounts=30, as_of=AS_OF, seed=3)
+    timer.tick()
+    with store.transaction() as session:
+        assert [r.status for r in session.scalars(select(Run))] == ["completed"]
+    store.close()
+
+
+def test_a_scheduled_run_far_after_the_newest_data_is_refused_in_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    assert ws.data_path is not None
+    generate(ws.data_path, accounts=30, as_of=AS_OF, seed=3)  # exports that stopped arriving
+    store = Store(ws.state_url)
+    late = AS_OF + dt.timedelta(days=60)
+    timer = Scheduler(ws, store, clock=FixedClock(dt.datetime.combine(late, dt.time(7))))
+    with caplog.at_level(logging.INFO, logger="touchmodel.scheduler"):
+        timer.tick()
+    with store.transaction() as session:
+        assert list(session.scalars(select(Run))) == [], "refused: nothing recorded"
+    store.close()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is None
+    assert "days after the newest activity" in errors[0].getMessage()
+
+
+def test_serve_on_an_empty_data_folder_logs_one_line_and_records_no_run(tmp_path: Path) -> None:
+    ws = init_workspace(tmp_path / "ws")
+    config = ws.root / "touchmodel.yaml"
+    config.write_text(config.read_text() + "\nserve:\n  run_at: '00:00'\n")  # due at once
+    token = cli("keys", "create", "--kind", "api", cwd=ws.root).stdout.strip()
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port)],
+        cwd=ws.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "serve did not come up"
+            time.sleep(0.1)
+        # The scheduler ticks at start: by now it has looked at the data folder.
+        runs = httpx.get(url + "/api/runs", headers={"Authorization": f"Bearer {token}"})
+        assert runs.status_code == 200 and runs.json()["total"] == 0, runs.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    skipped = [ln for ln in out.splitlines() if "skipped" in ln]
+    assert len(skipped) == 1 and "holds no files" in skipped[0], out
+    assert "Traceback" not in out and "failed" not in out, out
 
 
 @pytest.mark.parametrize("value", ["25:00", "soon"])

@@ -64,6 +64,12 @@ class WorkspaceConfig(BaseModel):
     chunk_size: int = Field(
         default=2000, ge=1, le=10000, description="Accounts written per transaction during a run."
     )
+    max_data_lag_days: int = Field(
+        default=14,
+        ge=0,
+        description="A run's as-of date may be at most this many days after the newest "
+        "activity (usage, tickets, NPS, payments) in the data; later needs --force.",
+    )
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
 
@@ -114,6 +120,11 @@ class Workspace:
     def out_dir(self, as_of: str) -> Path:
         """Where one as-of date's decision files go."""
         return self.resolve(self.config.out) / as_of
+
+
+def holds_files(folder: Path) -> bool:
+    """Whether ``folder`` exists and holds anything to read (hidden files such as .gitkeep aside)."""
+    return folder.is_dir() and any(not p.name.startswith(".") for p in folder.iterdir())
 
 
 def load_workspace(root: Path) -> Workspace:

@@ -112,11 +112,28 @@ def run(
             help="Accept data lacking many accounts of the last run (their work is closed).",
         ),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Run even for a date before the workspace's last run, or far after the newest data.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Show what a workspace run would change (items, touchpoints, messages); "
+            "write nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Decide for every account in a data folder and write decisions.csv / decisions.parquet.
 
     Inside a workspace (see `touchmodel init`) the run is also recorded in its
-    state: history, work items, books, touchpoints and messages.
+    state: history, work items, books, touchpoints and messages. A date before
+    the last run, or far after the newest data, is refused unless --force; the
+    latest run can be taken back with `touchmodel runs undo`.
     """
     from touchmodel.cli.render import render_summary
     from touchmodel.report import summarize
@@ -128,6 +145,11 @@ def run(
             f"--max-reject-rate: value {max_reject_rate} -- expected a share from 0 to 1"
         )
     ws = None if no_state else find_workspace(workspace)
+    if dry_run and ws is None:
+        raise TouchmodelError(
+            "--dry-run: shows what a run would change in a workspace; run it inside one "
+            "(without --no-state)"
+        )
     if ws is not None:
         from touchmodel.cli.ops_render import render_day
         from touchmodel.ops.daily import run_day
@@ -136,7 +158,7 @@ def run(
             day = run_day(
                 ws, as_of=when, data=data, mapping=mapping, model=model, out=out,
                 max_reject_rate=max_reject_rate, progress=step,
-                allow_missing_accounts=allow_missing_accounts,
+                allow_missing_accounts=allow_missing_accounts, force=force, dry_run=dry_run,
             )  # fmt: skip
         assert day.model is not None
         render_summary(console, summarize(day.model, day.result), day.result)

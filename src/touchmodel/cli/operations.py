@@ -69,7 +69,10 @@ def register(app: typer.Typer) -> None:
     app.command("snooze")(snooze)
     app.command("close")(close)
     app.command("reopen")(reopen)
-    app.command("runs")(runs)
+    runs_app = typer.Typer(invoke_without_command=True)
+    runs_app.callback()(runs)
+    runs_app.command("undo")(runs_undo)
+    app.add_typer(runs_app, name="runs")
     app.command("history")(history)
     app.command("migrations")(migrations)
     app.command("touchpoints")(touchpoints)
@@ -241,8 +244,12 @@ def runs(
     limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     workspace: WorkspaceOpt = None,
+    *,
+    ctx: typer.Context,
 ) -> None:
     """Recorded runs, newest first: date, status, model version, inputs, changes, duration."""
+    if ctx.invoked_subcommand is not None:
+        return  # `runs undo`
     from sqlalchemy import select
 
     from touchmodel.cli.ops_render import render_runs, run_record
@@ -256,6 +263,34 @@ def runs(
         typer.echo(json.dumps(records, indent=2))
     else:
         render_runs(console, records)
+
+
+@user_errors
+def runs_undo(
+    run_id: Annotated[
+        int | None,
+        typer.Argument(help="The run to undo (default: the latest); it must be the latest."),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Undo the latest run: remove the work items, touchpoints and unsent messages it added,
+    put back what it changed (closed items, books, cooldowns, snapshots).
+
+    Refuses, changing nothing, when a message of the run was sent or a user
+    changed one of its rows since. Run it again to undo the run before.
+    """
+    from touchmodel.ops.run_journal import undo_latest_run
+
+    with open_store(workspace) as (ws, store):
+        done = undo_latest_run(store, run_id=run_id)
+    parts = [f"removed {n:,} {t.replace('_', ' ')}" for t, n in sorted(done.removed.items())]
+    parts += [f"restored {n:,} {t.replace('_', ' ')}" for t, n in sorted(done.restored.items())]
+    console.print(
+        f"Run {done.run_id} ({done.as_of}) undone: {', '.join(parts) or 'it had changed nothing'}. "
+        f"Its decision files in {ws.out_dir(done.as_of.isoformat())} were left in place.",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 @user_errors

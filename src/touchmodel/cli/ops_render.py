@@ -158,8 +158,15 @@ def render_history(console: Console, account_id: str, records: list[dict[str, An
 
 
 def render_day(console: Console, day: DayResult) -> None:
-    """What a workspace run changed in the state."""
-    if not _changed(day.changes):
+    """What a workspace run changed in the state (or, dry, would have changed)."""
+    if day.dry_run:
+        console.print(
+            "Dry run: nothing was written (state, files and messages are as they were). "
+            f"The run would make: {_changes_text(day.changes)}.",
+            soft_wrap=True,
+            highlight=False,
+        )
+    elif not _changed(day.changes):
         console.print(f"State: run {day.run_id} recorded; nothing changed (already up to date).")
     else:
         console.print(

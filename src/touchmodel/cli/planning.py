@@ -29,6 +29,7 @@ from touchmodel.cli.planning_render import (
 )
 from touchmodel.errors import TouchmodelError
 from touchmodel.fit.allocate import plan_staffing, staffing_record
+from touchmodel.model.loader import DEFAULT_PRESET
 from touchmodel.model.schema import TouchModel
 from touchmodel.plan import (
     Answers,
@@ -46,6 +47,51 @@ from touchmodel.plan import (
     worked_economics,
 )
 from touchmodel.plan.select import FACTORS, QUESTIONS, SelectError, score_factor
+from touchmodel.workspace import find_workspace, holds_files
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """What a planning command reads: the flags, else the workspace's, else the defaults."""
+
+    model: str
+    data: Path | None
+    team: Path | None
+    mapping: Path | None
+
+
+def workspace_inputs(
+    workspace: Path | None,
+    *,
+    model: str | None,
+    data: Path | None,
+    team: Path | None,
+    mapping: Path | None,
+) -> Inputs:
+    """Fill the flags not given from the workspace the command runs in, as ``run`` does.
+
+    Outside a workspace the model defaults to the standard preset and there is
+    no data folder or team file unless given.
+    """
+    ws = find_workspace(workspace)
+    if ws is None:
+        return Inputs(model or DEFAULT_PRESET, data, team, mapping)
+    ws_team = ws.team_path if ws.team_path is not None and ws.team_path.is_file() else None
+    return Inputs(
+        model=model or ws.model_spec,
+        data=data or ws.data_path,
+        team=team if team is not None else ws_team,
+        mapping=mapping or ws.mapping_path,
+    )
+
+
+def _need_data(data: Path | None) -> Path:
+    if data is None:
+        raise TouchmodelError(
+            "--data: missing -- give a data folder, or run inside a workspace (`touchmodel init`)"
+        )
+    return data
+
 
 if TYPE_CHECKING:
     from touchmodel.engine import RunResult
@@ -100,15 +146,33 @@ def _with_margin(d: PlanningDefaults, margin: str | None) -> PlanningDefaults:
     return d.model_copy(update={"economics": econ})
 
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Preset or touch-model YAML file.")]
-DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Folder of CSV/Parquet files.")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help=f"Preset or touch-model YAML file (default: the workspace's, else {DEFAULT_PRESET}).",
+    ),
+]
+DataOpt = Annotated[
+    Path | None,
+    typer.Option("--data", "-d", help="Folder of CSV/Parquet files (default: the workspace's)."),
+]
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--workspace", "-w", help="Workspace folder (default: the current one or a parent)."
+    ),
+]
 MappingOpt = Annotated[
     Path | None, typer.Option("--mapping", help="Mapping file for your columns.")
 ]
 TeamOpt = Annotated[
     Path | None,
     typer.Option(
-        "--team", help="Team file (CSMs, tiers they cover, costs, overrides); 'example' for ours."
+        "--team",
+        help="Team file (CSMs, tiers they cover, costs, overrides); 'example' for ours "
+        "(default: the workspace's).",
     ),
 ]
 AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="Date of the snapshot (YYYY-MM-DD).")]
@@ -116,8 +180,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 
 
 def plan_cmd(
-    data: DataOpt,
-    model: ModelOpt = "standard",
+    data: DataOpt = None,
+    model: ModelOpt = None,
     team: TeamOpt = None,
     growth: Annotated[str, typer.Option(help="Yearly growth in accounts: 40% or 0.4.")] = "0%",
     margin: Annotated[
@@ -126,14 +190,16 @@ def plan_cmd(
     mapping: MappingOpt = None,
     as_of: AsOfOpt = None,
     as_json: JsonOpt = False,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Can we afford our touch model, and who must we hire? Today, at 12 and 24 months."""
     when = parse_as_of(as_of)
-    team = shipped(team, "team.yaml")
+    got = workspace_inputs(workspace, model=model, data=data, team=team, mapping=mapping)
+    team = shipped(got.team, "team.yaml")
     # Check every flag and the team file before the (slow) engine run.
     d = _with_margin(_defaults(team), margin)
     rate = parse_growth(growth, d.max_growth)
-    tm, result = load_run(model, data, mapping, when)
+    tm, result = load_run(got.model, _need_data(got.data), got.mapping, when)
     accounts = result.accounts
     crew = load_team(team, tm)[0] if team is not None else None
     plans = project(tm, as_portfolio(accounts), crew, rate, d)
@@ -182,7 +248,7 @@ def select_cmd(
     data: Annotated[
         Path | None, typer.Option("--data", "-d", help="Data folder: ACV zones.")
     ] = None,
-    model: ModelOpt = "standard",
+    model: ModelOpt = None,
     mapping: MappingOpt = None,
     team: TeamOpt = None,
     as_of: AsOfOpt = None,
@@ -190,9 +256,14 @@ def select_cmd(
         bool | None, typer.Option("--ask/--no-ask", help="Prompt for missing answers.")
     ] = None,
     as_json: JsonOpt = False,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Which post-sale model fits us? Scores six factors: ACV, complexity, segment, margin, positioning, ratio."""
-    team, answers = shipped(team, "team.yaml"), shipped(answers, "select-answers.yaml")
+    got = workspace_inputs(workspace, model=model, data=data, team=team, mapping=mapping)
+    if data is None and got.data is not None and not holds_files(got.data):
+        got = dataclasses.replace(got, data=None)  # a new workspace: no data yet to read ACV zones
+    data = got.data
+    team, answers = shipped(got.team, "team.yaml"), shipped(answers, "select-answers.yaml")
     d = _defaults(team)
     base = load_answers_file(answers) if answers is not None else Answers()
     flags = {"acv": acv, "complexity": complexity, "segment": segment, "margin": margin,
@@ -203,7 +274,7 @@ def select_cmd(
     portfolio = None
     notes: list[str] = []
     if data is not None:
-        _, accounts = load_portfolio(model, data, mapping, parse_as_of(as_of))
+        _, accounts = load_portfolio(got.model, data, got.mapping, parse_as_of(as_of))
         portfolio = as_portfolio(accounts)
         given, notes = fill_from_portfolio(given, portfolio, d)
     if given.missing() and (ask if ask is not None else sys.stdin.isatty()):
@@ -284,8 +355,8 @@ def economics_cmd(
 
 
 def advise_cmd(
-    data: DataOpt,
-    model: ModelOpt = "standard",
+    data: DataOpt = None,
+    model: ModelOpt = None,
     team: TeamOpt = None,
     team_size: Annotated[
         float | None, typer.Option(min=0, help="CS people, when there is no team file.")
@@ -293,11 +364,13 @@ def advise_cmd(
     mapping: MappingOpt = None,
     as_of: AsOfOpt = None,
     as_json: JsonOpt = False,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """What stage is our CS organisation in, what next, and which mistakes show in the data?"""
     when = parse_as_of(as_of)
-    tm, accounts = load_portfolio(model, data, mapping, when)
-    team = shipped(team, "team.yaml")
+    got = workspace_inputs(workspace, model=model, data=data, team=team, mapping=mapping)
+    tm, accounts = load_portfolio(got.model, _need_data(got.data), got.mapping, when)
+    team = shipped(got.team, "team.yaml")
     crew, d = load_team(team, tm) if team is not None else (None, PlanningDefaults())
     adv = advise(tm, as_portfolio(accounts), crew, d, team_size)
     if as_json:

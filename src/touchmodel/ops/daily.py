@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from typing import Any
 
 import ibis.expr.types as ir
 import pyarrow as pa
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from touchmodel.decide.decisions import SEP
@@ -37,6 +38,7 @@ from touchmodel.engine import Engine, RunResult, run_record
 from touchmodel.errors import TouchmodelError
 from touchmodel.ingest.feed import ingest_warnings, ingested_input
 from touchmodel.model.schema import TouchModel
+from touchmodel.ops.as_of_guard import AsOfRefused, check_after_last_run, check_data_reaches
 from touchmodel.ops.assignments import release_gone, write_assignments
 from touchmodel.ops.books import BookPlan, MigrationTask, assign_books
 from touchmodel.ops.cadences import INPUT_COLUMNS as PLAN_INPUT_COLUMNS
@@ -44,6 +46,7 @@ from touchmodel.ops.cadences import plan_touchpoints
 from touchmodel.ops.contacts import primary_emails
 from touchmodel.ops.notify import notify_items
 from touchmodel.ops.outbox import DispatchReport, dispatch
+from touchmodel.ops.run_journal import UNDO_DEPTH, RunJournal, prune_journals
 from touchmodel.ops.snapshots import previous_tiers, write_snapshots
 from touchmodel.ops.staffing import staff_open_items
 from touchmodel.ops.touchpoints import TouchpointSync, cancel_planned, sync_touchpoints
@@ -55,8 +58,16 @@ from touchmodel.ops.workitems import (
     sync_trigger_items,
 )
 from touchmodel.plan.team import Team, load_book_owners, load_team
-from touchmodel.state.db import Store
-from touchmodel.state.tables import Assignment, Run, Snapshot, Touchpoint, WorkItem, utcnow
+from touchmodel.state.db import RolledBackStore, Store
+from touchmodel.state.tables import (
+    Assignment,
+    Run,
+    RunChange,
+    Snapshot,
+    Touchpoint,
+    WorkItem,
+    utcnow,
+)
 from touchmodel.workspace import Workspace
 
 Progress = Callable[[str], None]
@@ -73,6 +84,7 @@ class DayResult:
     book_warnings: int = 0  # the first this many warnings are about books (over cap, ...)
     model: TouchModel | None = None
     delivery: DispatchReport | None = None
+    dry_run: bool = False  # nothing of it was kept
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -126,6 +138,8 @@ def run_day(
     progress: Progress | None = None,
     dispatch_messages: bool = True,
     allow_missing_accounts: bool = False,
+    force: bool = False,
+    dry_run: bool = False,
 ) -> DayResult:
     """Run the touch model for ``as_of`` in a workspace and record everything in its state.
 
@@ -135,6 +149,13 @@ def run_day(
     that the previous run decided (a partial export?) stops before changing
     anything, unless ``allow_missing_accounts``: their work would be closed.
     Every run is recorded, a failed one with its error.
+
+    An as-of date before the last run, or far after the newest activity in the
+    data, is refused before anything is written, unless ``force`` (see
+    :mod:`touchmodel.ops.as_of_guard`). Every row the run changes is journaled
+    so that ``touchmodel runs undo`` can put it back. ``dry_run`` does
+    everything but keep it: the state is rolled back, no file is written, no
+    message sent; the result says what the run would have changed.
     """
     step = progress or (lambda _msg: None)
     started = time.perf_counter()
@@ -142,13 +163,23 @@ def run_day(
     if folder is None:
         raise TouchmodelError("--data: no data folder given and touchmodel.yaml names none")
     engine = Engine.from_spec(model or ws.model_spec)
-    store = Store(ws.state_url)
+    store = RolledBackStore(ws.state_url) if dry_run else Store(ws.state_url)
     final = out or ws.out_dir(as_of.isoformat())
     # Files go to a staging folder and replace the day's folder only when the run
     # succeeds: a failed run never leaves decision files that look like a result.
     staging = final.with_name(final.name + ".incomplete")
+    if dry_run:
+        staging = Path(tempfile.mkdtemp(prefix="touchmodel-dry-run-"))
     shutil.rmtree(staging, ignore_errors=True)
+
+    def on_loaded(tables: Mapping[str, ir.Table]) -> None:
+        _check_missing_accounts(store, tables, as_of, allow=allow_missing_accounts)
+        if not force:
+            check_data_reaches(tables, as_of, ws.config.max_data_lag_days)
+
     try:
+        if not force:
+            check_after_last_run(store, as_of)
         run_id = _start_run(store, engine, as_of, folder)
         try:
             step("reading ingested events")
@@ -160,25 +191,36 @@ def run_day(
                 out=staging,
                 max_reject_rate=max_reject_rate,
                 progress=step,
-                on_loaded=lambda tables: _check_missing_accounts(
-                    store, tables, as_of, allow=allow_missing_accounts
-                ),
+                on_loaded=on_loaded,
                 ingested=None if ingested.empty else ingested,
                 team=_team(ws, engine.model),
             )
             notes = ingest_warnings(ingested, result.rejects)
+            store.on_session.append(RunJournal(run_id).attach)
             day = _record(ws, store, engine, result, run_id, step, started, notes)
-        except Exception as exc:
-            _fail_run(store, run_id, exc, started)
+        except AsOfRefused:
+            if not dry_run:
+                _forget_run(store, run_id)  # refused before writing: nothing to record
+                shutil.rmtree(staging, ignore_errors=True)
             raise
-        _publish(staging, final, result)
+        except Exception as exc:
+            if not dry_run:
+                _fail_run(store, run_id, exc, started)
+            raise
         day.model = engine.model
+        if dry_run:
+            day.dry_run = True
+            result.files = {}  # written to a scratch folder, removed below
+            return day
+        _publish(staging, final, result)
         if dispatch_messages and _configured_channels(ws):
             step("delivering messages")
             day.delivery = dispatch(store, ws.config.delivery, templates_dir=ws.templates_dir)
         return day
     finally:
         store.close()
+        if dry_run:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def _team(ws: Workspace, model: TouchModel) -> Team | None:
@@ -241,6 +283,13 @@ def _start_run(store: Store, engine: Engine, as_of: dt.date, folder: Path) -> in
         s.add(run)
         s.flush()
         return run.id
+
+
+def _forget_run(store: Store, run_id: int) -> None:
+    """Remove the record of a run refused before it wrote anything."""
+    with store.transaction() as s:
+        s.execute(delete(RunChange).where(RunChange.run_id == run_id))
+        s.execute(delete(Run).where(Run.id == run_id))
 
 
 def _fail_run(store: Store, run_id: int, exc: Exception, started: float) -> None:
@@ -404,6 +453,7 @@ def _record(
         run_row.changes = totals
         run_row.warnings = [*books.warnings, *notes]
         run_row.diagnostics = None if result.diagnostics is None else result.diagnostics.as_dict()
+        prune_journals(s, UNDO_DEPTH)
     return DayResult(
         run_id=run_id,
         result=result,

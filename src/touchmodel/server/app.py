@@ -16,6 +16,7 @@ from touchmodel.access.keys import SESSION_HOURS
 from touchmodel.server.assets import check_vendor, vendor_dir
 from touchmodel.server.auth import ApiUser, LoginRequired
 from touchmodel.server.errors import install_error_handlers
+from touchmodel.server.paths import KeepEncodedSlashes
 from touchmodel.state.db import Store
 from touchmodel.workspace import Workspace
 
@@ -86,6 +87,9 @@ def create_app(ws: Workspace, *, store: Store | None = None) -> FastAPI:
         https_only=False,  # served on 127.0.0.1 by default; put TLS in front to expose it
         max_age=SESSION_HOURS * 3600,  # the server-side session expires then too
     )
+
+    # Before routing: an account id holding '/' (sent as %2F) stays one path segment.
+    app.add_middleware(KeepEncodedSlashes)
 
     @app.middleware("http")
     async def _security_headers(request: Request, call_next: Any) -> Response:

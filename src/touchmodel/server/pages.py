@@ -10,6 +10,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from touchmodel.access.keys import Principal
+from touchmodel.server.paths import segment
 
 # Autoescape every template, .html or not: output is escaped everywhere.
 _env = Environment(
@@ -18,6 +19,8 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# Account ids in links: `/accounts/{{ id | segment }}` (an id may hold '/', '?', '#', ...).
+_env.filters["segment"] = segment
 templates = Jinja2Templates(env=_env)
 
 

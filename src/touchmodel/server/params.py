@@ -6,6 +6,8 @@
 * PostgreSQL text cannot hold NUL: a filter holding one is refused up front.
 * A date is written YYYY-MM-DD: pydantic alone would read ``0`` or
   ``1700000000`` as seconds since 1970 and answer for a date nobody asked.
+* An account id may hold any character, '/' and '%' included (see
+  :mod:`touchmodel.server.paths`).
 """
 
 from __future__ import annotations
@@ -14,17 +16,35 @@ import datetime as dt
 import re
 from typing import Annotated, Any
 
-from fastapi import Path, Query
+from fastapi import Depends, Path, Query
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
+
+from touchmodel.server.paths import account_id as _decoded
 
 MAX_ROW_ID = 2**31 - 1
 NO_NUL = r"^[^\x00]*$"
 
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="A row id")]
-AccountIdPath = Annotated[
-    str, Path(min_length=1, max_length=200, pattern=NO_NUL, examples=["ACC-000095"])
-]
+
+
+def _account_id(
+    account_id: Annotated[
+        str,
+        Path(
+            min_length=1,
+            max_length=600,  # 200 characters, some of them %-encoded
+            pattern=NO_NUL,
+            examples=["ACC-000095"],
+            description="An account id as one path segment: '/' as %2F, '%' as %25, ...",
+        ),
+    ],
+) -> str:
+    return _decoded(account_id)
+
+
+# An account id from the path, decoded (see touchmodel.server.paths).
+AccountIdPath = Annotated[str, Depends(_account_id)]
 TextQuery = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from touchmodel.fit.diagnostics import FINDING_LABELS
 from touchmodel.server.auth import DbSession, WebUser
 from touchmodel.server.errors import ApiError
 from touchmodel.server.pages import render
+from touchmodel.server.params import AccountIdPath
 from touchmodel.views import accounts as views
 from touchmodel.views.csv_export import to_csv
 from touchmodel.views.portfolio import Portfolio
@@ -363,12 +364,12 @@ def accounts_csv(
     )
 
 
-@router.get("/accounts/{account_id}", response_class=HTMLResponse)
+@router.get("/accounts/{account_id:path}", response_class=HTMLResponse)
 def account_page(
     request: Request,
     user: WebUser,
     session: DbSession,
-    account_id: Annotated[str, Path(min_length=1, max_length=200, pattern=TEXT)],
+    account_id: AccountIdPath,
 ) -> Response:
     """One account: why this touch level, health explained, signals over time, work, tiers."""
     book = book_of(user)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -111,13 +111,52 @@ class Store:
                 )
             upgrade(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Called with every new transaction's session (a run's journal watches them).
+        self.on_session: list[Callable[[Session], None]] = []
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits together or not at all."""
         with self.sessions.begin() as session:
+            for hook in self.on_session:
+                hook(session)
             yield session
 
     def close(self) -> None:
         """Release every pooled connection."""
         self.engine.dispose()
+
+
+class RolledBackStore(Store):
+    """A store for a dry run: every transaction sees the ones before, none is kept.
+
+    All transactions share one connection and one outer database transaction;
+    a transaction's commit only flushes into it, and :meth:`close` rolls it all
+    back. On SQLite the outer transaction holds the write lock from its first
+    write until then, so other writers wait (for up to ``busy_timeout``).
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._conn = self.engine.connect()
+        self._outer = self._conn.begin()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session on the shared connection; its commit is not a database commit."""
+        with (
+            Session(
+                bind=self._conn, join_transaction_mode="rollback_only", expire_on_commit=False
+            ) as session,
+            session.begin(),
+        ):
+            for hook in self.on_session:
+                hook(session)
+            yield session
+
+    def close(self) -> None:
+        """Roll back everything written, then release the connection."""
+        if self._outer.is_active:
+            self._outer.rollback()
+        self._conn.close()
+        super().close()

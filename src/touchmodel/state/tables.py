@@ -63,7 +63,8 @@ class Run(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     as_of: Mapped[dt.date] = mapped_column(Date, index=True)
-    status: Mapped[str] = mapped_column(String(16))  # running | completed | failed | abandoned
+    # running | completed | failed | abandoned | undone
+    status: Mapped[str] = mapped_column(String(16))
     model_name: Mapped[str] = mapped_column(String(200))
     model_hash: Mapped[str] = mapped_column(String(64))
     data_path: Mapped[str] = mapped_column(Text, default="")
@@ -81,6 +82,25 @@ class Run(Base):
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
     # How the model fit the run's data (fit.diagnostics); NULL for runs before it existed.
     diagnostics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class RunChange(Base):
+    """One row a daily run changed, as it was before the run and as the run left it.
+
+    Written in the same transaction as the change (see :mod:`touchmodel.ops.run_journal`),
+    so ``touchmodel runs undo`` can put the row back, and can tell when someone
+    changed it since (a message sent, an item closed by a user).
+    """
+
+    __tablename__ = "run_changes"
+    __table_args__ = (UniqueConstraint("run_id", "table_name", "row_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    table_name: Mapped[str] = mapped_column(String(64))
+    row_key: Mapped[str] = mapped_column(String(600))  # the primary key, as JSON
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # None: the run inserted it
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # None: the run deleted it
 
 
 class Snapshot(Base):
