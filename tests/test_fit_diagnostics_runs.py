@@ -26,6 +26,17 @@ from touchmodel.state.tables import Run
 runner = CliRunner()
 AS_OF = dt.date(2026, 11, 1)
 WIDE = {"COLUMNS": "220"}
+
+
+@pytest.fixture(autouse=True)
+def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's console took its width when first imported (80 columns under xdist, where
+    another test imported it first); the findings are checked unwrapped, as WIDE asks."""
+    from touchmodel.cli import app as cli_app
+
+    monkeypatch.setattr(cli_app.console, "width", int(WIDE["COLUMNS"]))
+
+
 # The standard preset's triggers that read a signal of a named event group
 # (core, premium, integration, executive, milestone, seats): renaming every
 # event leaves them nothing to count. The usage group is "*" minus a few

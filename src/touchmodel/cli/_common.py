@@ -81,7 +81,11 @@ class Command(TyperCommand):
 
 
 class Group(TyperGroup):
-    """A command group whose ``--help`` flag shows no value type either."""
+    """A command group whose flags (its own, e.g. ``runs --json``, and ``--help``) show no value type."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _no_value_shown(self.params)
 
     def get_help_option(self, ctx: Any) -> Any:
         option = super().get_help_option(ctx)

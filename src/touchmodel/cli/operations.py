@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
     app.command("snooze")(snooze)
     app.command("close")(close)
     app.command("reopen")(reopen)
-    runs_app = typer.Typer(invoke_without_command=True)
+    runs_app = CliApp(invoke_without_command=True)
     runs_app.callback()(runs)
     runs_app.command("undo")(runs_undo)
     app.add_typer(runs_app, name="runs")

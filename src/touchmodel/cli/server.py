@@ -131,7 +131,8 @@ def keys_list(workspace: WorkspaceOpt = None) -> None:
             _minute(r.last_used_at) or "never",
             _minute(r.revoked_at),
         )
-    console.print(table if rows else "no keys yet: `touchmodel keys create --kind api`")
+    # A console of this call: the terminal's width now, not when the module was imported.
+    Console().print(table if rows else "no keys yet: `touchmodel keys create --kind api`")
 
 
 def team_names(ws: Workspace) -> list[str]:
