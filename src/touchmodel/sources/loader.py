@@ -26,9 +26,10 @@ flag per check) and from it:
 
 This module runs the steps per table; each step lives in its own module:
 ``_discovery`` (find the file(s)), ``_reading`` (CSV/Parquet with row
-numbers), ``_casting`` (values to contract types), ``_columns`` (mapping and
-per-value checks), ``_row_rules`` (rejects, nulls, unknown accounts,
-duplicate keys) and ``_outputs`` (the clean table and the report rows).
+numbers), ``_sql_tables`` (a table defined by a query in the mapping file),
+``_casting`` (values to contract types), ``_columns`` (mapping and per-value
+checks), ``_row_rules`` (rejects, nulls, unknown accounts, duplicate keys)
+and ``_outputs`` (the clean table and the report rows).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from touchmodel.sources._reading import (
 )
 from touchmodel.sources._row_rules import Check, TablePlan, plan_table
 from touchmodel.sources._screens import screen_sql
+from touchmodel.sources._sql_tables import read_sql_source
 from touchmodel.sources.contract import TABLES, Column, TableSpec
 from touchmodel.sources.mapping import Mapping, TableMapping, mapping_error, mapping_problems
 from touchmodel.sources.rejects import NULLED, RejectReport, TableRejects
@@ -177,7 +179,10 @@ def load_folder(
             missing.append(name)
             continue
         step(f"reading {name} from {found.label}")
-        src = read_ahead.get(name) or read_source(con, name, found, folder, tmap, token)
+        if found.kind == "sql":
+            src = read_sql_source(con, name, found, folder, mapping, as_of, token)
+        else:
+            src = read_ahead.get(name) or read_source(con, name, found, folder, tmap, token)
         plan = plan_table(src, spec, tmap, mapping, as_of, account_ids, rejected_account_ids)
 
         # Parquet that the screens show to be clean needs no counting pass
