@@ -222,7 +222,7 @@ def model_signals() -> None:
     for col in ("needs", "meaning"):
         table.add_column(col, overflow="fold")
     for name, typ in ACCOUNT_TYPES.items():
-        table.add_row(name, typ, "accounts", "accounts column (SPEC §10)")
+        table.add_row(name, typ, "accounts", "accounts column (docs/data-contract.md)")
     for info in BUILTIN:
         needs = info.table + "".join(f", accounts.{c}" for c in info.columns)
         table.add_row(info.name, info.type, needs, info.description)

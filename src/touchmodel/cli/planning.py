@@ -174,7 +174,7 @@ def select_cmd(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Which post-sale model fits us? Scores the six factors of SPEC §7."""
+    """Which post-sale model fits us? Scores six factors (docs/touch-model.md)."""
     team, answers = shipped(team, "team.yaml"), shipped(answers, "select-answers.yaml")
     d = _defaults(team)
     base = load_answers_file(answers) if answers is not None else Answers()
@@ -237,7 +237,7 @@ def economics_cmd(
     team: TeamOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Gross profit, CS budget, cost per account and verdict; without --acv, SPEC's worked table."""
+    """Gross profit, CS budget, cost per account and verdict; without --acv, the worked table."""
     d = _defaults(shipped(team, "team.yaml"))
     if acv is None:
         rows = worked_economics(d.economics)

@@ -156,7 +156,7 @@ def render_plan(
         )
     for line in lines:
         console.print(line, soft_wrap=True)
-    h = Table(title="Hiring triggers (SPEC §6: a CSM per N accounts in the ARR band)")
+    h = Table(title="Hiring triggers (a CSM per N accounts in the ARR band)")
     for col in ("trigger", "ARR band", "accounts", "per CSM", "CSMs indicated", "on team", "hire"):
         h.add_column(col, justify="left" if col in ("trigger", "ARR band") else "right")
     for hc in today.hiring:
@@ -171,7 +171,7 @@ def render_plan(
         soft_wrap=True,
     )
     _render_feasibility(console, today)
-    p = Table(title=f"Projection at {growth:+.0%} a year (same tier mix; hires = SPEC §6 triggers)")
+    p = Table(title=f"Projection at {growth:+.0%} a year (same tier mix; hires = hiring triggers)")
     for col in ("when", "accounts", "ARR", "CSMs (range)", "team", "gap", "hires", "CS %",
                 "feasible"):  # fmt: skip
         p.add_column(col, justify="left" if col == "when" else "right", no_wrap=True)
@@ -220,7 +220,7 @@ def _render_feasibility(console: Console, plan: CapacityPlan) -> None:
 
 def render_selection(console: Console, sel: Selection, notes: list[str]) -> None:
     """Factor scores, total, recommendation and the ACV zones."""
-    t = Table(title="Six-factor model choice (SPEC §7)")
+    t = Table(title="Six-factor model choice")
     for col in ("factor", "answer", "score", "why"):
         t.add_column(col, justify="right" if col == "score" else "left")
     for f in sel.factors:
@@ -250,14 +250,14 @@ def render_selection(console: Console, sel: Selection, notes: list[str]) -> None
 
 
 def render_economics(console: Console, rows: list[UnitEconomics]) -> None:
-    """The SPEC §7 worked-economics table layout, then each verdict and the arithmetic behind it.
+    """The worked-economics table layout, then each verdict and the arithmetic behind it.
 
     The verdicts are printed below the table, not in it: as a column they left
     the numbers no room on an 80-column terminal.
     """
     shares = {r.budget_share for r in rows}
     budget = f"CS budget\nat {rows[0].budget_share:.0%}" if len(shares) == 1 else "CS\nbudget"
-    t = Table(title="Unit economics (SPEC §7)")
+    t = Table(title="Unit economics")
     for col in ("case", "ACV", "gross\nmargin", "gross\nprofit", budget, "CSM cost /\naccounts",
                 "cost per\naccount"):  # fmt: skip
         t.add_column(col, justify="left" if col == "case" else "right", no_wrap=True)
@@ -284,7 +284,7 @@ def render_advice(console: Console, adv: Advice) -> None:
     """Organisation phase, customer stage, the mistakes found in the data and next steps."""
     console.print(f"[bold]Organisation phase:[/] {adv.phase.name} — {adv.phase.basis}")
     console.print(f"[bold]Customer stage:[/] {adv.stage.name} — {adv.stage.basis}")
-    t = Table(title="Common mistakes (SPEC §7) found in the data")
+    t = Table(title="Common mistakes found in the data")
     for col in ("mistake", "found", "accounts", "ARR", "detail"):
         t.add_column(col, justify="right" if col in ("accounts", "ARR") else "left")
     for mk in adv.mistakes:
