@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from touchmodel.ingest.feed import IngestedInput
     from touchmodel.sources.loader import LoadedData
     from touchmodel.sources.mapping import Mapping as DataMapping
+    from touchmodel.spark import SparkOptions
 
 Progress = Callable[[str], None]
 
@@ -158,8 +159,12 @@ class Engine:
         progress: Progress | None = None,
         on_loaded: Callable[[Mapping[str, ir.Table]], None] | None = None,
         ingested: IngestedInput | None = None,
+        spark: SparkOptions | None = None,
     ) -> RunResult:
         """Load a data folder, decide, and (with ``out``) write the decision files.
+
+        With ``spark`` the tables are loaded and checked as usual and the
+        decision query runs on Spark (see :mod:`touchmodel.spark`).
 
         The rejected-rows report is written before the reject-rate check, so a
         run that fails on too many rejects still leaves the evidence behind.
@@ -185,8 +190,9 @@ class Engine:
                     as_of=as_of,
                     progress=step,
                     ingested=ingested,
-                    on_table=ahead.on_table,
-                    ahead=["usage_events"],
+                    # On Spark the usage aggregates are part of Spark's query.
+                    on_table=None if spark else ahead.on_table,
+                    ahead=[] if spark else ["usage_events"],
                 )
                 return self._decide_loaded(
                     loaded,
@@ -198,6 +204,7 @@ class Engine:
                     on_loaded,
                     ahead,
                     started,
+                    spark,
                 )
             finally:
                 ahead.close()  # only still running when something failed first
@@ -213,6 +220,7 @@ class Engine:
         on_loaded: Callable[[Mapping[str, ir.Table]], None] | None,
         ahead: _UsageAhead,
         started: float,
+        spark: SparkOptions | None = None,
     ) -> RunResult:
         """The rest of :meth:`run` once the folder is loaded."""
         files: dict[str, Path] = {}
@@ -227,13 +235,12 @@ class Engine:
         if on_loaded is not None:
             on_loaded(loaded.tables)
         loaded.rejects.check_rate(0.05 if limit is None else limit)
-        step("computing signals and decisions")
-        decided = self.decide(
-            loaded.tables,
-            as_of,
-            loaded.absent_columns.get("accounts", []),
-            usage=ahead.staged,
-        )
+        absent = loaded.absent_columns.get("accounts", [])
+        if spark is None:
+            step("computing signals and decisions")
+            decided = self.decide(loaded.tables, as_of, absent, usage=ahead.staged)
+        else:
+            decided = self._decide_on_spark(loaded.tables, as_of, absent, spark, step)
         result = RunResult(
             decisions=decided.decisions,
             accounts=decided.accounts,
@@ -257,6 +264,25 @@ class Engine:
             (out / "run.json").write_text(json.dumps(run_record(result), indent=2, default=str))
             files["run"] = out / "run.json"
         return result
+
+    def _decide_on_spark(
+        self,
+        tables: Mapping[str, ir.Table],
+        as_of: dt.date,
+        absent: Collection[str],
+        spark: SparkOptions,
+        step: Progress,
+    ) -> Decided:
+        """:meth:`decide` on Spark, over the checked tables staged as Parquet."""
+        from touchmodel.spark import spark_session, staging_folder, to_spark
+
+        step(f"starting Spark ({spark.master or 'local[*]'})")
+        session = spark_session(spark.master)
+        with staging_folder(spark.staging) as folder:
+            step(f"staging the checked tables for Spark in {folder}")
+            on_spark = to_spark(tables, session, folder)
+            step("computing signals and decisions on Spark")
+            return self.decide(on_spark, as_of, absent)
 
 
 class _UsageAhead:

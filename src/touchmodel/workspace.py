@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -54,6 +54,13 @@ class WorkspaceConfig(BaseModel):
     team: str | None = Field(default="team.yaml", description="Team file (books, planning).")
     data: str | None = Field(default="data", description="Default --data folder.")
     mapping: str | None = Field(default=None, description="Default --mapping file.")
+    engine: Literal["duckdb", "spark"] = Field(
+        default="duckdb", description="Where the decision query runs (docs/spark.md)."
+    )
+    spark_master: str | None = Field(default=None, description="Spark master URL (engine: spark).")
+    spark_staging: str | None = Field(
+        default=None, description="Folder the Spark executors read the checked tables from."
+    )
     state: str = Field(
         default="sqlite:///state.db",
         description="State database URL; a relative SQLite path is inside the workspace.",

@@ -20,6 +20,7 @@ from touchmodel.cli._common import parse_as_of, user_errors
 from touchmodel.engine import Engine
 from touchmodel.errors import ModelFileError, TouchmodelError
 from touchmodel.model.loader import DEFAULT_PRESET, PRESETS, load_model, preset_yaml
+from touchmodel.spark import engine_options
 
 app = typer.Typer(
     name="touchmodel",
@@ -111,6 +112,24 @@ def run(
             help="Accept data lacking many accounts of the last run (their work is closed).",
         ),
     ] = False,
+    engine_name: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="Where the decision query runs: duckdb (default) or spark (docs/spark.md).",
+        ),
+    ] = None,
+    spark_master: Annotated[
+        str | None,
+        typer.Option("--spark-master", help="Spark master URL (default: local[*])."),
+    ] = None,
+    spark_staging: Annotated[
+        Path | None,
+        typer.Option(
+            "--spark-staging",
+            help="Folder the Spark executors can read (default: a local temp one).",
+        ),
+    ] = None,
 ) -> None:
     """Decide for every account in a data folder and write decisions.csv / decisions.parquet.
 
@@ -136,6 +155,7 @@ def run(
                 ws, as_of=when, data=data, mapping=mapping, model=model, out=out,
                 max_reject_rate=max_reject_rate, progress=step,
                 allow_missing_accounts=allow_missing_accounts,
+                engine_flags=(engine_name, spark_master, spark_staging),
             )  # fmt: skip
         assert day.model is not None
         render_summary(console, summarize(day.model, day.result), day.result)
@@ -143,6 +163,7 @@ def run(
         return
     if data is None:
         raise TouchmodelError("--data: required outside a workspace (or run `touchmodel init DIR`)")
+    spark = engine_options(engine_name, spark_master, spark_staging)
     engine = Engine.from_spec(model or DEFAULT_PRESET)
     with steps() as step:
         result = engine.run(
@@ -152,6 +173,7 @@ def run(
             out=out or Path("out"),
             max_reject_rate=max_reject_rate,
             progress=step,
+            spark=spark,
         )
     render_summary(console, summarize(engine.model, result), result)
 

@@ -54,6 +54,7 @@ from touchmodel.ops.workitems import (
     sync_trigger_items,
 )
 from touchmodel.plan.team import load_book_owners
+from touchmodel.spark import engine_options
 from touchmodel.state.db import Store
 from touchmodel.state.tables import Assignment, Run, Snapshot, Touchpoint, WorkItem, utcnow
 from touchmodel.workspace import Workspace
@@ -125,6 +126,7 @@ def run_day(
     progress: Progress | None = None,
     dispatch_messages: bool = True,
     allow_missing_accounts: bool = False,
+    engine_flags: tuple[str | None, str | None, Path | None] = (None, None, None),
 ) -> DayResult:
     """Run the touch model for ``as_of`` in a workspace and record everything in its state.
 
@@ -133,9 +135,14 @@ def run_day(
     ``touchmodel outbox dispatch``). A run whose data lacks many accounts
     that the previous run decided (a partial export?) stops before changing
     anything, unless ``allow_missing_accounts``: their work would be closed.
-    Every run is recorded, a failed one with its error.
+    Every run is recorded, a failed one with its error. ``engine_flags``
+    (engine, Spark master, Spark staging folder) override the workspace's.
     """
     step = progress or (lambda _msg: None)
+    cfg = ws.config
+    spark = engine_options(
+        *engine_flags, defaults=(cfg.engine, cfg.spark_master, cfg.spark_staging)
+    )
     started = time.perf_counter()
     folder = data or ws.data_path
     if folder is None:
@@ -163,6 +170,7 @@ def run_day(
                     store, tables, as_of, allow=allow_missing_accounts
                 ),
                 ingested=None if ingested.empty else ingested,
+                spark=spark,
             )
             notes = ingest_warnings(ingested, result.rejects)
             day = _record(ws, store, engine, result, run_id, step, started, notes)
