@@ -150,7 +150,7 @@ class Engine:
 
     def run(
         self,
-        data: Path,
+        data: Path | str,
         *,
         as_of: dt.date,
         mapping: Path | None = None,
@@ -172,6 +172,7 @@ class Engine:
         sanity check, e.g. a partial export, explains more than a reject rate).
         ``ingested``: events and group traits sent to ``/v1`` (see load_folder).
         """
+        from touchmodel.sources._warehouse import is_url
         from touchmodel.sources.loader import load_folder
         from touchmodel.sources.mapping import load_mapping
 
@@ -185,7 +186,7 @@ class Engine:
                 step("loading data")
                 loaded = load_folder(
                     con,
-                    Path(data),
+                    data if is_url(data) else Path(data),
                     mapping=mapping_obj,
                     as_of=as_of,
                     progress=step,

@@ -67,11 +67,12 @@ WorkspaceOpt = Annotated[
 @user_errors
 def run(
     data: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--data",
             "-d",
-            help="Folder of CSV/Parquet files, one per table (default: workspace's).",
+            help="Folder of CSV/Parquet files, one per table, or a database URL "
+            "(duckdb:///file.db, postgresql://user@host/db; docs/warehouse.md) (default: workspace's).",
         ),
     ] = None,
     out: Annotated[

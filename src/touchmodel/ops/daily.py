@@ -118,7 +118,7 @@ def run_day(
     ws: Workspace,
     *,
     as_of: dt.date,
-    data: Path | None = None,
+    data: Path | str | None = None,
     mapping: Path | None = None,
     model: str | None = None,
     out: Path | None = None,
@@ -226,7 +226,7 @@ def _existing_touchpoints(store: Store, since: dt.date) -> pa.Table:
     )
 
 
-def _start_run(store: Store, engine: Engine, as_of: dt.date, folder: Path) -> int:
+def _start_run(store: Store, engine: Engine, as_of: dt.date, folder: Path | str) -> int:
     """Record the run as ``running`` before anything else happens."""
     with store.transaction() as s:
         run = Run(

@@ -120,7 +120,7 @@ def read_sql_source(
     con: ibis.BaseBackend,
     name: str,
     found: FoundTable,
-    folder: Path,
+    folder: Path | None,
     mapping: Mapping,
     as_of: dt.date,
     token: str,
@@ -131,7 +131,8 @@ def read_sql_source(
     the query) when the query is not one SELECT or DuckDB rejects it.
     """
     sql = found.sql or ""
-    folder_views(con, folder)
+    if folder is not None:  # a database source made its views when it was opened
+        folder_views(con, folder)
     raw = con.con  # type: ignore[attr-defined]
     label = found.label
     result = f"__tm_sql_{name}_{token}"

@@ -59,6 +59,7 @@ from touchmodel.sources._reading import (
 from touchmodel.sources._row_rules import Check, TablePlan, plan_table
 from touchmodel.sources._screens import screen_sql
 from touchmodel.sources._sql_tables import read_sql_source
+from touchmodel.sources._warehouse import is_url, open_warehouse
 from touchmodel.sources.contract import TABLES, Column, TableSpec
 from touchmodel.sources.mapping import Mapping, TableMapping, mapping_error, mapping_problems
 from touchmodel.sources.rejects import NULLED, RejectReport, TableRejects
@@ -93,7 +94,7 @@ class LoadedData:
 
 def load_folder(
     con: ibis.BaseBackend,
-    folder: Path,
+    folder: Path | str,
     *,
     mapping: Mapping | None,
     as_of: dt.date,
@@ -124,15 +125,17 @@ def load_folder(
     :mod:`touchmodel.signals.staging`) and compares it with the final table.
     """
     step = progress or (lambda _msg: None)
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"data folder {folder} does not exist or is not a folder")
     if getattr(con, "name", None) != "duckdb":
         raise TypeError("load_folder needs an Ibis DuckDB backend (ibis.duckdb.connect())")
     mapping = mapping if mapping is not None else Mapping()
     problems = mapping_problems(mapping)
     if problems:
         raise mapping_error(mapping.source, problems)
+    # ``folder`` may be a database URL (see _warehouse): then tables are found in it.
+    warehouse = open_warehouse(con, str(folder), mapping) if is_url(folder) else None
+    folder = Path(folder)
+    if warehouse is None and not folder.is_dir():
+        raise DataError(f"data folder {folder} does not exist or is not a folder")
 
     token = uuid.uuid4().hex[:8]
     report = RejectReport(con)
@@ -147,10 +150,13 @@ def load_folder(
     later_reports: list[TableRejects] = []
     later_counts: dict[str, int] = {}
 
-    read_ahead = _forecast(con, folder, mapping, as_of, token, ahead, on_table)
+    read_ahead = {} if warehouse else _forecast(con, folder, mapping, as_of, token, ahead, on_table)
     for name, spec in TABLES.items():
         tmap = mapping.table(name)
-        found = discover_table(folder, name, tmap, mapping)
+        if warehouse is not None:
+            found = warehouse.find(name, tmap, mapping, as_of, token)
+        else:
+            found = discover_table(folder, name, tmap, mapping)
         extra_usage = (
             name == "usage_events" and ingested is not None and ingested.usage.num_rows > 0
         )
@@ -170,6 +176,11 @@ def load_folder(
             report.add(rej)
             continue
         if found is None:
+            if spec.required and warehouse is not None:
+                raise DataError(
+                    f"{warehouse.url}: no 'accounts' table (or define it in the mapping file: "
+                    "tables.accounts.sql)"
+                )
             if spec.required:
                 raise DataError(
                     f"{folder}: no '{name}' table; looked for {name}.csv, {name}.parquet and a "
@@ -180,7 +191,8 @@ def load_folder(
             continue
         step(f"reading {name} from {found.label}")
         if found.kind == "sql":
-            src = read_sql_source(con, name, found, folder, mapping, as_of, token)
+            views = None if warehouse else folder
+            src = read_sql_source(con, name, found, views, mapping, as_of, token)
         else:
             src = read_ahead.get(name) or read_source(con, name, found, folder, tmap, token)
         plan = plan_table(src, spec, tmap, mapping, as_of, account_ids, rejected_account_ids)

@@ -141,6 +141,17 @@ class TableMapping(BaseModel):
         return self
 
 
+class WarehouseMapping(BaseModel):
+    """How to reach a database given as ``--data URL`` (sources/_warehouse.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    # Name of the environment variable holding the password (never the password).
+    password_env: str | None = Field(default=None, min_length=1)
+    # PostgreSQL schema the contract tables are read from by name (default: public).
+    schema_: str | None = Field(default=None, alias="schema", min_length=1)
+
+
 class Mapping(BaseModel):
     """A whole mapping file. ``source`` is the file it was read from (for messages)."""
 
@@ -148,6 +159,7 @@ class Mapping(BaseModel):
 
     max_reject_rate: float | None = Field(default=None, ge=0, le=1)
     tables: dict[str, TableMapping] = Field(default_factory=dict)
+    warehouse: WarehouseMapping = Field(default_factory=WarehouseMapping)
 
     _source: str = PrivateAttr(default="<mapping>")
 
