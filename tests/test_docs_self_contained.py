@@ -1,6 +1,6 @@
 """What a user reads points inside the repository: no outside document, no section numbers of one.
 
-Checked: README.md, ARCHITECTURE.md and docs/ (and that their relative links
+Checked: README.md, ARCHITECTURE.md, CHANGELOG.md and docs/ (and that their relative links
 resolve), every command's --help, `model show` of every preset, the files
 shipped for users (presets, examples, dashboard templates), every string
 in the code that can become a message, and every docstring of the CLI and
@@ -32,7 +32,12 @@ def _offending(text: str) -> list[str]:
 
 
 def user_docs() -> list[Path]:
-    return [ROOT / "README.md", ROOT / "ARCHITECTURE.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return [
+        ROOT / "README.md",
+        ROOT / "ARCHITECTURE.md",
+        ROOT / "CHANGELOG.md",
+        *sorted((ROOT / "docs").glob("*.md")),
+    ]
 
 
 @pytest.mark.parametrize("path", user_docs(), ids=lambda p: p.relative_to(ROOT).as_posix())
