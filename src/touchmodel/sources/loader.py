@@ -105,6 +105,10 @@ def load_folder(
 ) -> LoadedData:
     """Find, read, map, type and validate every contract table in ``folder``.
 
+    ``folder`` may also be a database URL (``duckdb:///file``,
+    ``postgresql://user@host/db``): the tables are then read from it, by name
+    or by the mapping's ``sql:`` (see :mod:`touchmodel.sources._warehouse`).
+
     Returns the clean tables on ``con`` (a DuckDB backend), the optional tables
     that are absent, the rejected-rows report and the rows read per table.
     Raises DataError if ``accounts`` or a required column is missing, and
