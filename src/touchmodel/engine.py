@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from touchmodel.plan.team import Team
     from touchmodel.sources.loader import LoadedData
     from touchmodel.sources.mapping import Mapping as DataMapping
+    from touchmodel.spark import SparkOptions
 
 Progress = Callable[[str], None]
 
@@ -156,7 +157,7 @@ class Engine:
 
     def run(
         self,
-        data: Path,
+        data: Path | str,
         *,
         as_of: dt.date,
         mapping: Path | None = None,
@@ -166,8 +167,12 @@ class Engine:
         on_loaded: Callable[[Mapping[str, ir.Table]], None] | None = None,
         ingested: IngestedInput | None = None,
         team: Team | None = None,
+        spark: SparkOptions | None = None,
     ) -> RunResult:
         """Load a data folder, decide, and (with ``out``) write the decision files.
+
+        With ``spark`` the tables are loaded and checked as usual and the
+        decision query runs on Spark (see :mod:`touchmodel.spark`).
 
         The rejected-rows report is written before the reject-rate check, so a
         run that fails on too many rejects still leaves the evidence behind.
@@ -176,6 +181,7 @@ class Engine:
         ``ingested``: events and group traits sent to ``/v1`` (see load_folder).
         ``team``: the CS team, to set the at-risk work against in the diagnostics.
         """
+        from touchmodel.sources._warehouse import is_url
         from touchmodel.sources.loader import load_folder
         from touchmodel.sources.mapping import load_mapping
 
@@ -189,13 +195,14 @@ class Engine:
                 step("loading data")
                 loaded = load_folder(
                     con,
-                    Path(data),
+                    data if is_url(data) else Path(data),
                     mapping=mapping_obj,
                     as_of=as_of,
                     progress=step,
                     ingested=ingested,
-                    on_table=ahead.on_table,
-                    ahead=["usage_events"],
+                    # On Spark the usage aggregates are part of Spark's query.
+                    on_table=None if spark else ahead.on_table,
+                    ahead=[] if spark else ["usage_events"],
                 )
                 return self._decide_loaded(
                     loaded,
@@ -208,6 +215,7 @@ class Engine:
                     ahead,
                     started,
                     team,
+                    spark,
                 )
             finally:
                 ahead.close()  # only still running when something failed first
@@ -224,6 +232,7 @@ class Engine:
         ahead: _UsageAhead,
         started: float,
         team: Team | None = None,
+        spark: SparkOptions | None = None,
     ) -> RunResult:
         """The rest of :meth:`run` once the folder is loaded."""
         files: dict[str, Path] = {}
@@ -238,13 +247,12 @@ class Engine:
         if on_loaded is not None:
             on_loaded(loaded.tables)
         loaded.rejects.check_rate(0.05 if limit is None else limit)
-        step("computing signals and decisions")
-        decided = self.decide(
-            loaded.tables,
-            as_of,
-            loaded.absent_columns.get("accounts", []),
-            usage=ahead.staged,
-        )
+        absent = loaded.absent_columns.get("accounts", [])
+        if spark is None:
+            step("computing signals and decisions")
+            decided = self.decide(loaded.tables, as_of, absent, usage=ahead.staged)
+        else:
+            decided = self._decide_on_spark(loaded.tables, as_of, absent, spark, step)
         result = RunResult(
             decisions=decided.decisions,
             accounts=decided.accounts,
@@ -274,6 +282,25 @@ class Engine:
             (out / "run.json").write_text(json.dumps(run_record(result), indent=2, default=str))
             files["run"] = out / "run.json"
         return result
+
+    def _decide_on_spark(
+        self,
+        tables: Mapping[str, ir.Table],
+        as_of: dt.date,
+        absent: Collection[str],
+        spark: SparkOptions,
+        step: Progress,
+    ) -> Decided:
+        """:meth:`decide` on Spark, over the checked tables staged as Parquet."""
+        from touchmodel.spark import spark_session, staging_folder, to_spark
+
+        step(f"starting Spark ({spark.master or 'local[*]'})")
+        session = spark_session(spark.master)
+        with staging_folder(spark.staging) as folder:
+            step(f"staging the checked tables for Spark in {folder}")
+            on_spark = to_spark(tables, session, folder)
+            step("computing signals and decisions on Spark")
+            return self.decide(on_spark, as_of, absent)
 
 
 class _UsageAhead:

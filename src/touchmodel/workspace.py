@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -53,8 +53,17 @@ class WorkspaceConfig(BaseModel):
 
     model: str = Field(default="model.yaml", description="Touch-model file or preset name.")
     team: str | None = Field(default="team.yaml", description="Team file (books, planning).")
-    data: str | None = Field(default="data", description="Default --data folder.")
+    data: str | None = Field(
+        default="data", description="Default --data folder, or a database URL (docs/warehouse.md)."
+    )
     mapping: str | None = Field(default=None, description="Default --mapping file.")
+    engine: Literal["duckdb", "spark"] = Field(
+        default="duckdb", description="Where the decision query runs (docs/spark.md)."
+    )
+    spark_master: str | None = Field(default=None, description="Spark master URL (engine: spark).")
+    spark_staging: str | None = Field(
+        default=None, description="Folder the Spark executors read the checked tables from."
+    )
     state: str = Field(
         default="sqlite:///state.db",
         description="State database URL; a relative SQLite path is inside the workspace.",
@@ -97,7 +106,10 @@ class Workspace:
         return self.resolve(self.config.team) if self.config.team else None
 
     @property
-    def data_path(self) -> Path | None:
+    def data_path(self) -> Path | str | None:
+        """The data folder, or a database URL (``scheme://...``) kept as it is."""
+        if self.config.data and "://" in self.config.data:
+            return self.config.data
         return self.resolve(self.config.data) if self.config.data else None
 
     @property

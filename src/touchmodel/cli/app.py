@@ -21,6 +21,7 @@ from touchmodel.cli._common import CliApp, parse_as_of, user_errors
 from touchmodel.engine import Engine
 from touchmodel.errors import ModelFileError, TouchmodelError, did_you_mean
 from touchmodel.model.loader import DEFAULT_PRESET, PRESETS, load_model, preset_yaml
+from touchmodel.spark import engine_options
 
 app = CliApp(
     name="touchmodel",
@@ -67,11 +68,12 @@ WorkspaceOpt = Annotated[
 @user_errors
 def run(
     data: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--data",
             "-d",
-            help="Folder of CSV/Parquet files, one per table (default: workspace's).",
+            help="Folder of CSV/Parquet files, one per table, or a database URL "
+            "(duckdb:///file.db, postgresql://user@host/db; docs/warehouse.md) (default: workspace's).",
         ),
     ] = None,
     out: Annotated[
@@ -127,6 +129,24 @@ def run(
             "write nothing.",
         ),
     ] = False,
+    engine_name: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="Where the decision query runs: duckdb (default) or spark (docs/spark.md).",
+        ),
+    ] = None,
+    spark_master: Annotated[
+        str | None,
+        typer.Option("--spark-master", help="Spark master URL (default: local[*])."),
+    ] = None,
+    spark_staging: Annotated[
+        Path | None,
+        typer.Option(
+            "--spark-staging",
+            help="Folder the Spark executors can read (default: a local temp one).",
+        ),
+    ] = None,
 ) -> None:
     """Decide for every account in a data folder and write decisions.csv / decisions.parquet.
 
@@ -159,6 +179,7 @@ def run(
                 ws, as_of=when, data=data, mapping=mapping, model=model, out=out,
                 max_reject_rate=max_reject_rate, progress=step,
                 allow_missing_accounts=allow_missing_accounts, force=force, dry_run=dry_run,
+                engine_flags=(engine_name, spark_master, spark_staging),
             )  # fmt: skip
         assert day.model is not None
         render_summary(console, summarize(day.model, day.result), day.result)
@@ -166,6 +187,7 @@ def run(
         return
     if data is None:
         raise TouchmodelError("--data: required outside a workspace (or run `touchmodel init DIR`)")
+    spark = engine_options(engine_name, spark_master, spark_staging)
     engine = Engine.from_spec(model or DEFAULT_PRESET)
     with steps() as step:
         result = engine.run(
@@ -175,6 +197,7 @@ def run(
             out=out or Path("out"),
             max_reject_rate=max_reject_rate,
             progress=step,
+            spark=spark,
         )
     render_summary(console, summarize(engine.model, result), result)
 
@@ -274,7 +297,7 @@ def model_signals(
     for col in ("needs", "meaning"):
         table.add_column(col, overflow="fold")
     for name, typ in ACCOUNT_TYPES.items():
-        table.add_row(name, typ, "accounts", "accounts column (data contract)")
+        table.add_row(name, typ, "accounts", "accounts column (docs/data-contract.md)")
     for info in BUILTIN:
         needs = info.table + "".join(f", accounts.{c}" for c in info.columns)
         table.add_row(info.name, info.type, needs, info.description)

@@ -55,7 +55,7 @@ class Inputs:
     """What a planning command reads: the flags, else the workspace's, else the defaults."""
 
     model: str
-    data: Path | None
+    data: Path | str | None
     team: Path | None
     mapping: Path | None
 
@@ -85,7 +85,7 @@ def workspace_inputs(
     )
 
 
-def _need_data(data: Path | None) -> Path:
+def _need_data(data: Path | str | None) -> Path | str:
     if data is None:
         raise TouchmodelError(
             "--data: missing -- give a data folder, or run inside a workspace (`touchmodel init`)"
@@ -98,7 +98,7 @@ if TYPE_CHECKING:
 
 
 def load_run(
-    model_spec: str, data: Path, mapping: Path | None, as_of: dt.date
+    model_spec: str, data: Path | str, mapping: Path | None, as_of: dt.date
 ) -> tuple[TouchModel, RunResult]:
     """Run the engine on a data folder; the model and the run (decisions, accounts)."""
     from touchmodel.engine import Engine
@@ -110,7 +110,7 @@ def load_run(
 
 
 def load_portfolio(
-    model_spec: str, data: Path, mapping: Path | None, as_of: dt.date
+    model_spec: str, data: Path | str, mapping: Path | None, as_of: dt.date
 ) -> tuple[TouchModel, pa.Table]:
     """Run the engine on a data folder; the model and its per-account table (tier, arr, ...)."""
     model, result = load_run(model_spec, data, mapping, as_of)
@@ -258,11 +258,11 @@ def select_cmd(
     as_json: JsonOpt = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Which post-sale model fits us? Scores six factors: ACV, complexity, segment, margin, positioning, ratio."""
+    """Which post-sale model fits us? Scores six factors (docs/touch-model.md)."""
     got = workspace_inputs(workspace, model=model, data=data, team=team, mapping=mapping)
-    if data is None and got.data is not None and not holds_files(got.data):
-        got = dataclasses.replace(got, data=None)  # a new workspace: no data yet to read ACV zones
-    data = got.data
+    source = got.data
+    if data is None and isinstance(source, Path) and not holds_files(source):
+        source = None  # a new workspace: no data yet to read ACV zones
     team, answers = shipped(got.team, "team.yaml"), shipped(answers, "select-answers.yaml")
     d = _defaults(team)
     base = load_answers_file(answers) if answers is not None else Answers()
@@ -273,8 +273,8 @@ def select_cmd(
     given = base.model_copy(update=update)
     portfolio = None
     notes: list[str] = []
-    if data is not None:
-        _, accounts = load_portfolio(got.model, data, got.mapping, parse_as_of(as_of))
+    if source is not None:
+        _, accounts = load_portfolio(got.model, source, got.mapping, parse_as_of(as_of))
         portfolio = as_portfolio(accounts)
         given, notes = fill_from_portfolio(given, portfolio, d)
     if given.missing() and (ask if ask is not None else sys.stdin.isatty()):

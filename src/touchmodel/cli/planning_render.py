@@ -252,7 +252,7 @@ def render_selection(console: Console, sel: Selection, notes: list[str]) -> None
 
 
 def render_economics(console: Console, rows: list[UnitEconomics]) -> None:
-    """The SPEC §7 worked-economics table layout, then each verdict and the arithmetic behind it.
+    """The worked-economics table layout, then each verdict and the arithmetic behind it.
 
     The verdicts are printed below the table, not in it: as a column they left
     the numbers no room on an 80-column terminal.

@@ -187,15 +187,17 @@ def replay(
 
 
 def load_for_replay(
-    data: Path, mapping: Path | None, as_of: dt.date
+    data: Path | str, mapping: Path | None, as_of: dt.date
 ) -> tuple[ibis.BaseBackend, LoadedData]:
-    """Load and check a data folder once (the mapping's ``as_of`` is ``as_of``)."""
+    """Load and check a data folder (or database URL) once; the mapping's ``as_of`` is ``as_of``."""
+    from touchmodel.sources._warehouse import is_url
     from touchmodel.sources.loader import load_folder
     from touchmodel.sources.mapping import load_mapping
 
     mapping_obj = load_mapping(mapping) if mapping is not None else None
     con = Engine.connect()
-    loaded = load_folder(con, Path(data), mapping=mapping_obj, as_of=as_of)
+    source = data if is_url(data) else Path(data)
+    loaded = load_folder(con, source, mapping=mapping_obj, as_of=as_of)
     limit = getattr(mapping_obj, "max_reject_rate", None)
     loaded.rejects.check_rate(0.05 if limit is None else limit)
     return con, loaded

@@ -239,7 +239,7 @@ def model_dict(spec: str) -> tuple[dict[str, Any], str]:
 class WhatIfInputs:
     """What both runs read: for a measure that needs more than the decisions."""
 
-    data: Path
+    data: Path | str
     mapping: Path | None
     as_of: dt.date
     team: TeamFile | None
@@ -431,7 +431,7 @@ def run_whatif(
     model_spec: str,
     settings: list[str],
     *,
-    data: Path,
+    data: Path | str,
     as_of: dt.date,
     mapping: Path | None = None,
     team_path: Path | None = None,

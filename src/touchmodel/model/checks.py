@@ -402,6 +402,7 @@ def _check_overrides(model: TouchModel, decided: ir.Table, trigger_ids: list[str
         return problems
     problems.append(
         f"lifecycle.overrides: stages in order {stages} -- expected the order {order} "
-        "(SPEC §3: the reported stage is the first that applies: at_risk, onboarding, renewal)"
+        "(the reported stage is the first that applies: at_risk, onboarding, renewal; "
+        'see docs/touch-model.md, "Lifecycle overrides")'
     )
     return problems

@@ -58,6 +58,7 @@ from touchmodel.ops.workitems import (
     sync_trigger_items,
 )
 from touchmodel.plan.team import Team, load_book_owners, load_team
+from touchmodel.spark import engine_options
 from touchmodel.state.db import RolledBackStore, Store
 from touchmodel.state.tables import (
     Assignment,
@@ -130,7 +131,7 @@ def run_day(
     ws: Workspace,
     *,
     as_of: dt.date,
-    data: Path | None = None,
+    data: Path | str | None = None,
     mapping: Path | None = None,
     model: str | None = None,
     out: Path | None = None,
@@ -140,6 +141,7 @@ def run_day(
     allow_missing_accounts: bool = False,
     force: bool = False,
     dry_run: bool = False,
+    engine_flags: tuple[str | None, str | None, Path | None] = (None, None, None),
 ) -> DayResult:
     """Run the touch model for ``as_of`` in a workspace and record everything in its state.
 
@@ -156,8 +158,14 @@ def run_day(
     so that ``touchmodel runs undo`` can put it back. ``dry_run`` does
     everything but keep it: the state is rolled back, no file is written, no
     message sent; the result says what the run would have changed.
+    ``engine_flags`` (engine, Spark master, Spark staging folder) override the
+    workspace's.
     """
     step = progress or (lambda _msg: None)
+    cfg = ws.config
+    spark = engine_options(
+        *engine_flags, defaults=(cfg.engine, cfg.spark_master, cfg.spark_staging)
+    )
     started = time.perf_counter()
     folder = data or ws.data_path
     if folder is None:
@@ -194,6 +202,7 @@ def run_day(
                 on_loaded=on_loaded,
                 ingested=None if ingested.empty else ingested,
                 team=_team(ws, engine.model),
+                spark=spark,
             )
             notes = ingest_warnings(ingested, result.rejects)
             store.on_session.append(RunJournal(run_id).attach)
@@ -269,7 +278,7 @@ def _existing_touchpoints(store: Store, since: dt.date) -> pa.Table:
     )
 
 
-def _start_run(store: Store, engine: Engine, as_of: dt.date, folder: Path) -> int:
+def _start_run(store: Store, engine: Engine, as_of: dt.date, folder: Path | str) -> int:
     """Record the run as ``running`` before anything else happens."""
     with store.transaction() as s:
         run = Run(

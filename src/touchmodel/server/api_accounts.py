@@ -322,7 +322,7 @@ class AccountHistoryOut(_Out):
 
 
 class DecisionOut(_Out):
-    """A decision row (SPEC §10 columns)."""
+    """A decision row (the columns of docs/data-contract.md)."""
 
     account_id: str
     as_of: dt.date
@@ -533,7 +533,7 @@ def get_account_history(
 @router.get(
     "/decisions",
     tags=["decisions"],
-    summary="One run date's decisions (SPEC §10 columns), by account id",
+    summary="One run date's decisions (the decision output columns), by account id",
     response_model=DecisionPageOut,
     responses={**ERRORS, **NOT_FOUND},
 )

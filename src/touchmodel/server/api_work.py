@@ -163,7 +163,7 @@ class PlanOut(BaseModel):
 
 
 class ModelChoiceIn(BaseModel):
-    """The six questions of SPEC §7; ``scores`` gives a factor an explicit 1-5 score."""
+    """The six questions of the model choice (docs/touch-model.md); ``scores`` gives a factor an explicit 1-5 score."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -460,7 +460,7 @@ def get_plan(
 def post_model_choice(
     body: ModelChoiceIn, request: Request, user: ApiUser, session: DbSession
 ) -> Any:
-    """`touchmodel select`: score the six factors (SPEC §7) and recommend, with reasons."""
+    """`touchmodel select`: score the six factors (docs/touch-model.md) and recommend, with reasons."""
     require_admin(user)
     answers = body.model_dump(exclude={"from_data"}, exclude_none=True)
     with view_errors():

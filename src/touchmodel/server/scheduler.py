@@ -100,7 +100,8 @@ class Scheduler:
     def _has_data(self, as_of: dt.date) -> bool:
         """Whether the data folder holds anything; if not, say so once for the day."""
         folder = self.ws.data_path
-        if folder is not None and holds_files(folder):
+        # A database URL always has something to read; a folder may be empty.
+        if folder is not None and (isinstance(folder, str) or holds_files(folder)):
             self._skipped.discard(as_of)
             return True
         if as_of not in self._skipped:

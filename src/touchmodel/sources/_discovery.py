@@ -17,8 +17,9 @@ class FoundTable:
     """The file(s) that hold one contract table."""
 
     paths: list[Path]
-    kind: str  # "csv" or "parquet"
+    kind: str  # "csv", "parquet" or "sql" (a query in the mapping file; no paths)
     label: str  # how messages name the file(s), relative to the data folder
+    sql: str | None = None  # the query, for kind "sql"
 
 
 def file_label(path: Path, folder: Path) -> str:
@@ -51,9 +52,12 @@ def discover_table(
 ) -> FoundTable | None:
     """The file(s) of table ``name``, or None if the folder has none.
 
-    A mapping's ``file`` (a path or glob) wins; otherwise ``name.csv``,
-    ``name.parquet`` or a folder ``name/`` of parts, and only one of them.
+    A mapping's ``sql`` (a query over the folder's files) or ``file`` (a
+    path or glob) wins; otherwise ``name.csv``, ``name.parquet`` or a folder
+    ``name/`` of parts, and only one of them.
     """
+    if tmap.sql is not None:
+        return FoundTable([], "sql", f"tables.{name}.sql", sql=tmap.sql)
     if tmap.file is not None:
         pattern = str(folder / tmap.file)
         matches = sorted(Path(p) for p in globlib.glob(pattern, recursive=True))

@@ -26,9 +26,10 @@ flag per check) and from it:
 
 This module runs the steps per table; each step lives in its own module:
 ``_discovery`` (find the file(s)), ``_reading`` (CSV/Parquet with row
-numbers), ``_casting`` (values to contract types), ``_columns`` (mapping and
-per-value checks), ``_row_rules`` (rejects, nulls, unknown accounts,
-duplicate keys) and ``_outputs`` (the clean table and the report rows).
+numbers), ``_sql_tables`` (a table defined by a query in the mapping file),
+``_casting`` (values to contract types), ``_columns`` (mapping and per-value
+checks), ``_row_rules`` (rejects, nulls, unknown accounts, duplicate keys)
+and ``_outputs`` (the clean table and the report rows).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ from touchmodel.sources._reading import (
 )
 from touchmodel.sources._row_rules import Check, TablePlan, plan_table
 from touchmodel.sources._screens import screen_sql
+from touchmodel.sources._sql_tables import read_sql_source
+from touchmodel.sources._warehouse import is_url, open_warehouse
 from touchmodel.sources.contract import TABLES, Column, TableSpec
 from touchmodel.sources.mapping import Mapping, TableMapping, mapping_error, mapping_problems
 from touchmodel.sources.rejects import NULLED, RejectReport, TableRejects
@@ -91,7 +94,7 @@ class LoadedData:
 
 def load_folder(
     con: ibis.BaseBackend,
-    folder: Path,
+    folder: Path | str,
     *,
     mapping: Mapping | None,
     as_of: dt.date,
@@ -101,6 +104,10 @@ def load_folder(
     ahead: Collection[str] = (),
 ) -> LoadedData:
     """Find, read, map, type and validate every contract table in ``folder``.
+
+    ``folder`` may also be a database URL (``duckdb:///file``,
+    ``postgresql://user@host/db``): the tables are then read from it, by name
+    or by the mapping's ``sql:`` (see :mod:`touchmodel.sources._warehouse`).
 
     Returns the clean tables on ``con`` (a DuckDB backend), the optional tables
     that are absent, the rejected-rows report and the rows read per table.
@@ -122,15 +129,17 @@ def load_folder(
     :mod:`touchmodel.signals.staging`) and compares it with the final table.
     """
     step = progress or (lambda _msg: None)
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"data folder {folder} does not exist or is not a folder")
     if getattr(con, "name", None) != "duckdb":
         raise TypeError("load_folder needs an Ibis DuckDB backend (ibis.duckdb.connect())")
     mapping = mapping if mapping is not None else Mapping()
     problems = mapping_problems(mapping)
     if problems:
         raise mapping_error(mapping.source, problems)
+    # ``folder`` may be a database URL (see _warehouse): then tables are found in it.
+    warehouse = open_warehouse(con, str(folder), mapping) if is_url(folder) else None
+    folder = Path(folder)
+    if warehouse is None and not folder.is_dir():
+        raise DataError(f"data folder {folder} does not exist or is not a folder")
 
     token = uuid.uuid4().hex[:8]
     report = RejectReport(con)
@@ -145,10 +154,13 @@ def load_folder(
     later_reports: list[TableRejects] = []
     later_counts: dict[str, int] = {}
 
-    read_ahead = _forecast(con, folder, mapping, as_of, token, ahead, on_table)
+    read_ahead = {} if warehouse else _forecast(con, folder, mapping, as_of, token, ahead, on_table)
     for name, spec in TABLES.items():
         tmap = mapping.table(name)
-        found = discover_table(folder, name, tmap, mapping)
+        if warehouse is not None:
+            found = warehouse.find(name, tmap, mapping, as_of, token)
+        else:
+            found = discover_table(folder, name, tmap, mapping)
         extra_usage = (
             name == "usage_events" and ingested is not None and ingested.usage.num_rows > 0
         )
@@ -168,6 +180,11 @@ def load_folder(
             report.add(rej)
             continue
         if found is None:
+            if spec.required and warehouse is not None:
+                raise DataError(
+                    f"{warehouse.url}: no 'accounts' table (or define it in the mapping file: "
+                    "tables.accounts.sql)"
+                )
             if spec.required:
                 raise DataError(
                     f"{folder}: no '{name}' table; looked for {name}.csv, {name}.parquet and a "
@@ -177,7 +194,11 @@ def load_folder(
             missing.append(name)
             continue
         step(f"reading {name} from {found.label}")
-        src = read_ahead.get(name) or read_source(con, name, found, folder, tmap, token)
+        if found.kind == "sql":
+            views = None if warehouse else folder
+            src = read_sql_source(con, name, found, views, mapping, as_of, token)
+        else:
+            src = read_ahead.get(name) or read_source(con, name, found, folder, tmap, token)
         plan = plan_table(src, spec, tmap, mapping, as_of, account_ids, rejected_account_ids)
 
         # Parquet that the screens show to be clean needs no counting pass

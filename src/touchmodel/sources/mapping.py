@@ -1,7 +1,9 @@
 """The mapping file: how a user's own export maps onto the data contract.
 
 A mapping file is YAML. Every part is optional; without a mapping the
-canonical column names of SPEC §10 are used directly::
+canonical column names of the data contract (docs/data-contract.md) are used
+directly. The user reference, with an example of every key, is
+docs/mapping.md::
 
     max_reject_rate: 0.05            # default threshold for the run
     tables:
@@ -19,6 +21,9 @@ canonical column names of SPEC §10 are used directly::
           strategic: {from: Key, values: {"Yes": true, "No": false}}
           churned_on: {expr: "as_of if Status == 'Churned' else null"}
           region: {from: Region}                       # an extra column for rules
+      usage_events:                  # a table defined by a query over the folder's files
+        sql: "select s.account_id, u.* from usage u join subscriptions s using (subscription_id)
+              where u.timestamp <= $as_of"
 
 Reading rules: CSV columns are text until ``types`` (or the contract type of
 the column they fill) says otherwise; an empty value is missing, a blank or
@@ -123,10 +128,32 @@ class TableMapping(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     file: str | None = None
+    # A DuckDB SELECT over the data folder's files (each a view named after
+    # it), with $as_of; instead of ``file`` (see sources/_sql_tables.py).
+    sql: str | None = None
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     encoding: str = "utf-8"
     types: dict[str, SourceType] = Field(default_factory=dict)
     columns: dict[str, ColumnMapping] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _file_or_sql(self) -> TableMapping:
+        if self.file is not None and self.sql is not None:
+            raise ValueError("give either 'file' or 'sql', not both")
+        if self.sql is not None and not self.sql.strip():
+            raise ValueError("'sql' must hold a SELECT query")
+        return self
+
+
+class WarehouseMapping(BaseModel):
+    """How to reach a database given as ``--data URL`` (sources/_warehouse.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    # Name of the environment variable holding the password (never the password).
+    password_env: str | None = Field(default=None, min_length=1)
+    # PostgreSQL schema the contract tables are read from by name (default: public).
+    schema_: str | None = Field(default=None, alias="schema", min_length=1)
 
 
 class Mapping(BaseModel):
@@ -136,6 +163,7 @@ class Mapping(BaseModel):
 
     max_reject_rate: float | None = Field(default=None, ge=0, le=1)
     tables: dict[str, TableMapping] = Field(default_factory=dict)
+    warehouse: WarehouseMapping = Field(default_factory=WarehouseMapping)
 
     _source: str = PrivateAttr(default="<mapping>")
 
