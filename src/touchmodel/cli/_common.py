@@ -56,19 +56,25 @@ def _no_value_shown(params: list[Any]) -> None:
             param.metavar = ""
 
 
-class Command(TyperCommand):
-    """A command whose help shows no value type after flags (``--json``, not ``--json <bool>``)
-    and names its arguments in capitals on the usage line (``ITEM_ID``, not ``{item_id}``)."""
+class _Flags:
+    """Flags (the command's own and ``--help``) show no value type: ``--json``, not ``--json <bool>``."""
+
+    params: list[Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _no_value_shown(self.params)
 
     def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
+        option = super().get_help_option(ctx)  # type: ignore[misc]
         if option is not None:
             _no_value_shown([option])
         return option
+
+
+class Command(_Flags, TyperCommand):
+    """A command whose flags show no value type and whose usage line names its arguments
+    in capitals (``ITEM_ID``, not ``{item_id}``)."""
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
@@ -80,18 +86,8 @@ class Command(TyperCommand):
         return pieces
 
 
-class Group(TyperGroup):
+class Group(_Flags, TyperGroup):
     """A command group whose flags (its own, e.g. ``runs --json``, and ``--help``) show no value type."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _no_value_shown(self.params)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)
-        if option is not None:
-            _no_value_shown([option])
-        return option
 
 
 class CliApp(typer.Typer):
