@@ -75,18 +75,24 @@ def main() -> int:
     last = AS_OF - dt.timedelta(days=91)
     first = dt.date(last.year - 1, last.month, last.day) + dt.timedelta(days=31 * (12 - args.dates))
     dates = month_dates(first, last)[-args.dates :]
-    print(f"{args.accounts:,} accounts ({events} event files); {len(dates)} dates {dates[0]}..{dates[-1]}")
+    print(
+        f"{args.accounts:,} accounts ({events} event files); {len(dates)} dates {dates[0]}..{dates[-1]}"
+    )
     one_run(folder, dates[-1])  # warm the file cache and the imports
     runs, backtests = [], []
     for _ in range(args.reps):
         runs.append(one_run(folder, dates[-1]))
         seconds, auc, rows = one_backtest(folder, dates)
         backtests.append(seconds)
-        print(f"  run {runs[-1]:.2f} s, backtest {seconds:.2f} s ({rows:,} account-dates, AUC {auc:.3f})")
+        print(
+            f"  run {runs[-1]:.2f} s, backtest {seconds:.2f} s ({rows:,} account-dates, AUC {auc:.3f})"
+        )
     run_s, bt_s = statistics.median(runs), statistics.median(backtests)
     ratio = bt_s / run_s
     verdict = "PASS" if ratio <= TARGET else "FAIL"
-    print(f"median: one run {run_s:.2f} s, backtest {bt_s:.2f} s, ratio {ratio:.2f} (target <= {TARGET}) {verdict}")
+    print(
+        f"median: one run {run_s:.2f} s, backtest {bt_s:.2f} s, ratio {ratio:.2f} (target <= {TARGET}) {verdict}"
+    )
     return 0
 
 
