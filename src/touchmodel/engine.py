@@ -58,7 +58,7 @@ _DUCKDB_ROW_GROUP = 122_880
 class Decided:
     """Decisions for every account, executed, with what could not be evaluated."""
 
-    decisions: pa.Table  # SPEC §10 columns; list columns as '; '-joined text
+    decisions: pa.Table  # the decision output's columns; list columns as '; '-joined text
     accounts: pa.Table  # account columns, signals, tier and health components
     inactive: list[InactiveRule]
     unavailable: dict[str, str]

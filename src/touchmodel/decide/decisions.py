@@ -26,7 +26,7 @@ from touchmodel.decide.tiers import tier_columns
 from touchmodel.model.schema import TouchModel
 from touchmodel.signals.build import SignalTable
 
-# The decision output of SPEC.md §10, in this order. Public contract.
+# The decision output (docs/data-contract.md), in this order. Public contract.
 DECISION_COLUMNS: tuple[str, ...] = (
     "account_id", "as_of", "tier", "tier_level", "lifecycle_stage", "touch_level",
     "level_reasons", "health_score", "health_grade", "health_top_factor", "triggers", "routes",

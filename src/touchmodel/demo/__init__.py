@@ -1,1 +1,1 @@
-"""Seeded demo data that follows the data contract (SPEC.md §10)."""
+"""Seeded demo data that follows the data contract (docs/data-contract.md)."""

@@ -1,6 +1,6 @@
 """A seeded generator of demo data: a B2B SaaS customer base in the data contract.
 
-The output folder follows SPEC.md §10 exactly: ``accounts.parquet``,
+The output folder follows the data contract (docs/data-contract.md) exactly: ``accounts.parquet``,
 ``usage_events/part-NNNNN.parquet`` (one part per chunk of accounts) and
 ``tickets.parquet``, ``nps_responses.parquet``, ``payments.parquet``,
 ``contacts.parquet`` (one row group per chunk). Column names and Arrow types

@@ -1,4 +1,4 @@
-"""Cadences in the touch-model file: which touchpoints to plan, and when (SPEC §5).
+"""Cadences in the touch-model file: which touchpoints to plan, and when (docs/touch-model.md).
 
 Everything is counted from the account's ``contract_start``:
 
@@ -19,7 +19,7 @@ after the month-3 QBR starts two weeks after it, never on the QBR's day).
 A calendar line that *is* an automated-sequence email (medium "week 1 automated
 onboarding email", low "day 1 automated welcome series") names that email in
 ``delivered_by`` (e.g. ``onboarding.day1``) instead of being planned a second
-time: the calendar still reads like SPEC §5, and the account gets one email.
+time: the calendar still reads as documented, and the account gets one email.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class CalendarItem(_Strict):
 
 
 class Calendars(_Strict):
-    """SPEC §5 cadence calendars by effective touch level; tech has none by default."""
+    """The touch model's cadence calendars by effective touch level; tech has none by default."""
 
     tech: list[CalendarItem] = Field(default_factory=list)
     low: list[CalendarItem] = Field(default_factory=list)
@@ -207,7 +207,7 @@ def _high() -> list[Level]:
 
 
 class ScheduledCallPlan(_Strict):
-    """SPEC §5 "Scheduled calls": the rhythm comes from the tier's ``scheduled_calls``,
+    """The touch model's "Scheduled calls": the rhythm comes from the tier's ``scheduled_calls``,
     raised by the lifecycle stage (onboarding and at-risk accounts get monthly calls).
     ``ad_hoc`` and ``none`` plan nothing: those calls come from triggers."""
 
@@ -280,7 +280,7 @@ def _auto(key: str, title: str, channel: str, **kw: object) -> CalendarItem:
 
 
 def _default_calendars() -> Calendars:
-    """SPEC §5 "Cadence calendars", line by line (kept identical to ``_common.yaml``)."""
+    """The touch model's "Cadence calendars", line by line (kept identical to ``_common.yaml``)."""
     return Calendars(
         high=[
             _csm("kickoff", "Kickoff call", "video", at={"week": 1}),

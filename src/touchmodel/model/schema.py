@@ -236,7 +236,7 @@ class Health(_Strict):
     churn_probability: ChurnCurve | None = None
 
 
-# SPEC §3: the reported stage is the first of these that applies, else growth.
+# docs/touch-model.md: the reported stage is the first of these that applies, else growth.
 STAGE_ORDER: tuple[str, ...] = ("at_risk", "onboarding", "renewal")
 
 

@@ -1,4 +1,4 @@
-"""Plan touchpoints from the model's cadences (SPEC §5), for all accounts in one pass.
+"""Plan touchpoints from the model's cadences (docs/touch-model.md), for all accounts in one pass.
 
 Every calendar line, sequence step, call rhythm and EBR is one Ibis expression
 over the accounts table (a Python loop over the handful of *items*, never over
@@ -146,7 +146,7 @@ def _base(model: TouchModel, accounts: ir.Table, as_of: dt.date) -> ir.Table:
         "account_id",
         touch_level=a.touch_level.cast("string"),
         tier_level=by_tier({t.id: t.level for t in model.tiers}),
-        # SPEC §5: onboarding and at-risk accounts get monthly calls whatever their tier.
+        # docs/touch-model.md: onboarding and at-risk accounts get monthly calls whatever their tier.
         call_rank=ibis.greatest(tier_calls, stage_calls),
         start=start,
         renewal=ibis.coalesce(a.renewal_date.cast("date"), _next_anniversary(start, day)),

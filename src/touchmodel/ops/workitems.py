@@ -123,7 +123,7 @@ class SyncResult:
 
 
 def _priority(trigger: str, route: Route) -> str:
-    # SPEC §4: risk goes to customer success at once; every day of delay costs.
+    # docs/touch-model.md: risk goes to customer success at once; every day of delay costs.
     if trigger.startswith("risk."):
         return "urgent"
     return "high" if route.sla_days == 0 else "normal"

@@ -1,10 +1,10 @@
-"""Where the CS organisation stands and what to do next (SPEC §7-§8), and mistakes on the data.
+"""Where the CS organisation stands and what to do next (docs/touch-model.md), and mistakes on the data.
 
 Phases come from team size (launch 1-3, scale 4-10, mature beyond), stages
 from customer count (startup < 100, early scale < 500, growth < 2,000, scale).
 Mistakes detected on the data: over-serving low-value accounts,
 under-investing strategic ones, a model that breaks at 2-3x volume, and tier
-ratios outside the SPEC §2 guideline. Copying a competitor's ratio and
+ratios outside the guideline. Copying a competitor's ratio and
 changing the model too often cannot be seen in one snapshot and are only named.
 """
 
@@ -62,7 +62,7 @@ class Advice:
 
 
 def org_phase(team_size: float, p: Phases) -> Stage:
-    """SPEC §8 phase for a CS team of ``team_size`` people."""
+    """The touch model's phase for a CS team of ``team_size`` people."""
     size = math.ceil(team_size - 1e-9)
     basis = f"{size} CS people (launch 1-{p.launch_max_team}, scale up to {p.scale_max_team})"
     if not size:
@@ -101,7 +101,7 @@ def org_phase(team_size: float, p: Phases) -> Stage:
 
 
 def customer_stage(customers: int, p: Phases) -> Stage:
-    """SPEC §7 growth stage for ``customers`` accounts (each edge starts the next stage)."""
+    """The touch model's growth stage for ``customers`` accounts (each edge starts the next stage)."""
     basis = (
         f"{customers:,} customers (early scale from {p.early_scale_customers:,}, growth from "
         f"{p.growth_customers:,}, scale from {p.scale_customers:,})"
@@ -144,7 +144,7 @@ def detect_mistakes(
     team: Team | None = None,
     defaults: PlanningDefaults | None = None,
 ) -> list[Mistake]:
-    """The SPEC §7 mistakes that one snapshot of the data can show."""
+    """The mistakes that one snapshot of the data can show."""
     d = defaults or PlanningDefaults()
     m = d.mistakes
     plan = plan_capacity(model, portfolio, team, d)

@@ -78,7 +78,7 @@ class TierPlan:
 
 @dataclass(frozen=True)
 class HiringCheck:
-    """One SPEC §6 hiring trigger: a CSM of ``level`` per ``accounts_per_csm`` in the band."""
+    """One hiring trigger: a CSM of ``level`` per ``accounts_per_csm`` in the band."""
 
     label: str
     level: str
@@ -199,7 +199,7 @@ def _tier_plan(tier: Tier, n: int, arr: float, team: Team | None, d: PlanningDef
 def hiring_checks(
     model: TouchModel, arr: np.ndarray, team: Team | None, d: PlanningDefaults, scale: float = 1.0
 ) -> list[HiringCheck]:
-    """The SPEC §6 hiring triggers over the accounts' ARR (scaled by ``scale`` for projections)."""
+    """The hiring triggers over the accounts' ARR (scaled by ``scale`` for projections)."""
     level_of = {t.id: t.level for t in model.tiers}
     out = []
     for trig in d.hiring_triggers:

@@ -1,4 +1,4 @@
-"""Every planning figure of SPEC §6-§8 as an overridable default.
+"""Every planning figure of docs/touch-model.md as an overridable default.
 
 The numbers below reproduce the SPEC exactly; a team file overrides any of them
 in its ``planning:`` section (``planning: {cs_share: {max: 0.2}}``). Nothing in
@@ -17,7 +17,7 @@ class _Strict(BaseModel):
 
 
 class HiringTrigger(_Strict):
-    """SPEC §6: add one CSM of ``level`` per ``accounts_per_csm`` accounts in ``[min, max)`` ARR."""
+    """A hiring trigger: one CSM of ``level`` per ``accounts_per_csm`` accounts in ``[min, max)`` ARR."""
 
     level: Level
     label: str
@@ -54,7 +54,7 @@ class ShareBand(_Strict):
 
 
 class Economics(_Strict):
-    """Unit-economics figures of SPEC §6 and the worked table of SPEC §7."""
+    """Unit-economics figures and the worked economics table (docs/touch-model.md)."""
 
     csm_cost: float = Field(
         default=120_000, gt=0, description="Fully loaded cost of one CSM, USD/year."
@@ -67,15 +67,15 @@ class Economics(_Strict):
     # Gross margin used for "margin after CS" when the user gives none. SPEC gives no
     # company default; 80% is the enterprise row of the worked table.
     gross_margin: float = Field(default=0.80, ge=0, le=1)
-    # Largest accounts-per-CSM ratio that is still high touch (top of 15-25, SPEC §2).
+    # Largest accounts-per-CSM ratio that is still high touch (top of 15-25, docs/touch-model.md).
     high_touch_max_ratio: float = Field(default=25, gt=0)
-    # Largest ratio that is still a human relationship (top of low touch 50-100, SPEC §2);
+    # Largest ratio that is still a human relationship (top of low touch 50-100, docs/touch-model.md);
     # beyond it no CSM ratio works and the verdict is tech touch only.
     human_max_ratio: float = Field(default=100, gt=0)
 
 
 class SixFactor(_Strict):
-    """Six-factor model choice of SPEC §7: factor cut points, result bands and rules."""
+    """The six-factor model choice (docs/touch-model.md): factor cut points, result bands and rules."""
 
     # ACV zones: < low_acv is the tech zone, >= high_acv the high-touch zone.
     low_acv: float = Field(default=10_000, gt=0)
@@ -112,7 +112,7 @@ class SixFactor(_Strict):
 
 
 class Phases(_Strict):
-    """CS organisation phases (SPEC §8) and customer-count stages (SPEC §7)."""
+    """CS organisation phases (docs/touch-model.md) and customer-count stages (docs/touch-model.md)."""
 
     launch_max_team: int = Field(default=3, ge=0)
     scale_max_team: int = Field(default=10, ge=0)
@@ -123,12 +123,12 @@ class Phases(_Strict):
 
 
 def _guideline() -> dict[str, tuple[float, float | None]]:
-    # SPEC §2 CSM ratio guideline by touch level; tech has no upper bound (500+).
+    # docs/touch-model.md CSM ratio guideline by touch level; tech has no upper bound (500+).
     return {"high": (15, 25), "medium": (30, 50), "low": (50, 100), "tech": (500, None)}
 
 
 class Mistakes(_Strict):
-    """Thresholds that detect the common mistakes of SPEC §7 on the data."""
+    """Thresholds that detect the common mistakes (docs/touch-model.md) on the data."""
 
     # Over-serving: an account whose CS cost is above this share of its ARR
     # (the SPEC example is $3K on a $5K account, 60%). Twice the 15% ceiling so that
@@ -138,12 +138,12 @@ class Mistakes(_Strict):
     # level is below ``under_investing_min_level`` (a $200K account treated like $20K).
     under_investing_arr: float = Field(default=100_000, gt=0)
     under_investing_min_level: Level = "high"
-    # Ignoring scale: SPEC §6 asks the model to hold at 2-3x today's volume. The
+    # Ignoring scale: docs/touch-model.md asks the model to hold at 2-3x today's volume. The
     # mistake fires when the team covers the model below ``scale_min_multiple`` x;
     # hires are planned for ``scale_plan_multiple`` x.
     scale_min_multiple: float = Field(default=2.0, gt=0)
     scale_plan_multiple: float = Field(default=3.0, gt=0)
-    # SPEC §2 ratio guideline by level: a tier outside it under-attends or over-serves
+    # docs/touch-model.md ratio guideline by level: a tier outside it under-attends or over-serves
     # (the "copied a competitor's ratio without context" symptom).
     ratio_guideline: dict[str, tuple[float, float | None]] = Field(default_factory=_guideline)
 

@@ -1,4 +1,4 @@
-"""Unit economics (SPEC §6) and the worked economics table (SPEC §7).
+"""Unit economics (docs/touch-model.md) and the worked economics table (docs/touch-model.md).
 
 Verdict rule (the SPEC gives the three verdicts, not the rule; this is ours):
 the CSM ratio decides the model and the CS cost share decides whether it is
@@ -166,7 +166,7 @@ def unit_economics(
     )
 
 
-# SPEC §7 worked economics: (case, ACV, gross margin, CSM cost, accounts per CSM).
+# docs/touch-model.md worked economics: (case, ACV, gross margin, CSM cost, accounts per CSM).
 WORKED_CASES: tuple[tuple[str, float, float, float | None, float | None], ...] = (
     ("enterprise", 120_000, 0.80, 150_000, 12),
     ("mid-market", 25_000, 0.70, 120_000, 50),
@@ -175,7 +175,7 @@ WORKED_CASES: tuple[tuple[str, float, float, float | None, float | None], ...] =
 
 
 def worked_economics(figures: Economics | None = None) -> list[UnitEconomics]:
-    """The three rows of the SPEC §7 worked economics table."""
+    """The three rows of the worked economics table."""
     return [
         unit_economics(acv, margin, csm_cost=cost, accounts_per_csm=n, figures=figures, case=case)
         for case, acv, margin, cost, n in WORKED_CASES
@@ -192,7 +192,7 @@ def share_verdict(share: float, band: ShareBand) -> ShareVerdict:
 
 
 def share_verdict_text(share: float, band: ShareBand) -> str:
-    """The SPEC §6 reading of a CS cost share."""
+    """The reading of a CS cost share."""
     verdict = share_verdict(share, band)
     if verdict == "under":
         return f"under-investment: below {band.min:.0%} (it shows in retention)"

@@ -1,4 +1,4 @@
-"""Choosing the post-sale model: the six factors of SPEC §7, ties, zones and hybrid.
+"""Choosing the post-sale model: the six factors (docs/touch-model.md), ties, zones and hybrid.
 
 Each factor scores 1-5 (2 and 4 for in-between answers) and the total (6-30)
 falls in a band: high touch from 20, low touch from 12, tech touch below.
@@ -205,7 +205,7 @@ def score_answers(answers: Answers, defaults: PlanningDefaults | None = None) ->
 
 
 def band_for(total: int, sf: SixFactor) -> Touch:
-    """The SPEC §7 result band; a total on an edge gets the more human model."""
+    """The result band; a total on an edge gets the more human model."""
     if total >= sf.high_touch_min:
         return "high"
     if total >= sf.low_touch_min:

@@ -15,7 +15,7 @@ Example (``touchmodel/examples/team.yaml``)::
 
 A CSM covering several tiers is split evenly across them (3 CSMs on
 ``[low, medium]`` is 1.5 FTE on each). A CSM without ``cost`` costs
-``planning.economics.csm_cost`` ($120K by default, SPEC §6).
+``planning.economics.csm_cost`` ($120K by default, docs/touch-model.md).
 
 Books (:mod:`touchmodel.ops.books`) need people, not FTE: :func:`book_owners`
 turns each entry into named CSMs, each with a capacity per covered tier

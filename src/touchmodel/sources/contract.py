@@ -1,4 +1,4 @@
-"""The data contract of SPEC.md §10: canonical tables, columns and their types.
+"""The data contract (docs/data-contract.md): canonical tables, columns and their types.
 
 Column names here are the public contract; users' mapping files rename their
 own columns onto these. Unknown extra columns are kept and usable by rules.

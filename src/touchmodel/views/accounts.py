@@ -764,7 +764,7 @@ def account_history(
 
 @dataclass(frozen=True)
 class Decision(DecisionFields):
-    """One row of the decision output (SPEC §10) for one account and date."""
+    """One row of the decision output (docs/data-contract.md) for one account and date."""
 
     account_id: str
 

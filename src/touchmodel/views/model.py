@@ -1,6 +1,6 @@
 """The touch-model file as the five answers per tier, and checking a model text.
 
-Each tier answers five questions (SPEC §2): how often we engage (frequency),
+Each tier answers five questions (docs/touch-model.md): how often we engage (frequency),
 through which channels, what kind of interaction, who owns it, and which
 outcomes it drives. An invalid model file is a result here, never an error:
 the dashboard shows its problems and the API returns them.
